@@ -1,0 +1,183 @@
+//! The body of `POST /v1/payments`, parsed into domain values.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::{Amount, Currency, Money};
+
+/// Longest description accepted, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+/// Most metadata keys accepted.
+pub const MAX_METADATA_KEYS: usize = 50;
+/// Longest payment method token accepted, in bytes.
+pub const MAX_PAYMENT_METHOD_LEN: usize = 255;
+
+/// A valid request to pay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRequest {
+    /// How much, in which currency.
+    pub money: Money,
+    /// The provider token.
+    pub payment_method: String,
+    /// Optional free text.
+    pub description: Option<String>,
+    /// Optional flat string map.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Why a payment body was refused, naming the field when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{detail}")]
+pub struct RequestError {
+    /// The offending field, if the problem is one field.
+    pub field: Option<&'static str>,
+    /// What is wrong, safe to show the client.
+    pub detail: String,
+}
+
+impl RequestError {
+    fn field(field: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The raw shape, before the rules are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPaymentRequest {
+    amount: i64,
+    currency: String,
+    payment_method: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    metadata: Option<BTreeMap<String, String>>,
+}
+
+impl PaymentRequest {
+    /// Parses and checks a JSON body that is already known to be JSON.
+    pub fn parse(body: &Value) -> Result<Self, RequestError> {
+        let raw = RawPaymentRequest::deserialize(body).map_err(|error| RequestError {
+            field: None,
+            detail: format!("the payment body does not match the schema: {error}"),
+        })?;
+        let amount =
+            Amount::parse(raw.amount).map_err(|e| RequestError::field("amount", e.to_string()))?;
+        let currency = Currency::parse(&raw.currency)
+            .map_err(|e| RequestError::field("currency", e.to_string()))?;
+        check_payment_method(&raw.payment_method)?;
+        check_description(raw.description.as_deref())?;
+        let metadata = raw.metadata.unwrap_or_default();
+        if metadata.len() > MAX_METADATA_KEYS {
+            return Err(RequestError::field(
+                "metadata",
+                "metadata holds at most 50 keys",
+            ));
+        }
+        Ok(Self {
+            money: Money { amount, currency },
+            payment_method: raw.payment_method,
+            description: raw.description,
+            metadata,
+        })
+    }
+}
+
+fn check_payment_method(method: &str) -> Result<(), RequestError> {
+    if method.trim().is_empty() {
+        return Err(RequestError::field(
+            "payment_method",
+            "payment_method must not be empty",
+        ));
+    }
+    if method.len() > MAX_PAYMENT_METHOD_LEN {
+        return Err(RequestError::field(
+            "payment_method",
+            "payment_method is longer than 255 bytes",
+        ));
+    }
+    if looks_like_card_number(method) {
+        return Err(RequestError::field(
+            "payment_method",
+            "payment_method looks like a card number; send a provider token instead",
+        ));
+    }
+    Ok(())
+}
+
+fn check_description(description: Option<&str>) -> Result<(), RequestError> {
+    match description {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION_CHARS => Err(RequestError::field(
+            "description",
+            "description is longer than 1000 characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// 12 to 19 digits, possibly grouped with spaces or dashes, and nothing else.
+pub fn looks_like_card_number(text: &str) -> bool {
+    let only_digits_and_separators = text
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    only_digits_and_separators && (12..=19).contains(&digits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(body: Value) -> Result<PaymentRequest, RequestError> {
+        PaymentRequest::parse(&body)
+    }
+
+    #[test]
+    fn a_complete_body_is_accepted() {
+        let body = json!({"amount": 1000, "currency": "EUR", "payment_method": "pm_card_ok",
+            "description": "tea", "metadata": {"order": "42"}});
+        let request = parse(body).expect("valid body");
+        assert_eq!(request.money.amount.minor_units(), 1000);
+        assert_eq!(
+            request.metadata.get("order").map(String::as_str),
+            Some("42")
+        );
+    }
+
+    #[test]
+    fn card_numbers_are_refused_in_every_usual_spelling() {
+        for number in [
+            "4242424242424242",
+            "4242 4242 4242 4242",
+            "4242-4242-4242-4242",
+        ] {
+            let error = parse(json!({"amount": 1, "currency": "EUR", "payment_method": number}))
+                .expect_err("card number");
+            assert_eq!(error.field, Some("payment_method"));
+        }
+    }
+
+    #[test]
+    fn floats_unknown_fields_and_nested_metadata_are_refused() {
+        let base = |extra: Value| {
+            let mut body =
+                json!({"amount": 1000, "currency": "EUR", "payment_method": "pm_card_ok"});
+            if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+                body.extend(extra.clone());
+            }
+            body
+        };
+        assert!(parse(base(json!({"amount": 10.5}))).is_err());
+        assert!(parse(base(json!({"tip": 1}))).is_err());
+        assert!(parse(base(json!({"metadata": {"a": {"b": "c"}}}))).is_err());
+        assert!(parse(base(json!({"description": "x".repeat(1001)}))).is_err());
+        assert!(parse(base(json!({"description": "é".repeat(1000)}))).is_ok());
+    }
+}

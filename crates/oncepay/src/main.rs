@@ -1,0 +1,3 @@
+//! The oncepay server binary.
+
+fn main() {}
