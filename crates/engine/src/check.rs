@@ -1,0 +1,77 @@
+//! The primary check: a fast, losable tier in front of the durable store.
+//!
+//! It catches duplicates of a request in flight and serves replays of final
+//! payments without touching the store. Losing it costs speed only: the
+//! engine always claims in the durable store before calling the PSP.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use oncepay_domain::{IdempotencyKey, MerchantId, Payment, RequestFingerprint};
+use thiserror::Error;
+
+/// A merchant's key, the unit the check works on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyScope {
+    /// Whose key.
+    pub merchant: MerchantId,
+    /// The key.
+    pub key: IdempotencyKey,
+}
+
+/// What the check knew when asked to mark a key in flight.
+#[derive(Debug, Clone)]
+pub enum FastBegin {
+    /// Nothing known; the key is now marked in flight by this request.
+    Marked,
+    /// Another request marked it and is still working.
+    InFlight {
+        /// That request's fingerprint.
+        fingerprint: RequestFingerprint,
+        /// How long until the mark lapses, in milliseconds.
+        remaining_millis: u64,
+    },
+    /// A final answer is recorded.
+    Answered {
+        /// The fingerprint of the request it answered.
+        fingerprint: RequestFingerprint,
+        /// The final payment.
+        payment: Arc<Payment>,
+    },
+}
+
+/// The check could not answer; the engine falls back to the store.
+#[derive(Debug, Clone, Error)]
+#[error("the primary check is unavailable: {0}")]
+pub struct CheckError(pub String);
+
+/// A fast, expiring map from keys to in-flight marks and final answers.
+#[async_trait]
+pub trait FastCheck: Send + Sync + 'static {
+    /// A short name for logs, such as `in-process` or `redis`.
+    fn backend(&self) -> &'static str;
+
+    /// Atomically reads the key and, when nothing is known, marks it in
+    /// flight for `ttl_millis`.
+    async fn begin(
+        &self,
+        scope: &KeyScope,
+        fingerprint: &RequestFingerprint,
+        ttl_millis: u64,
+    ) -> Result<FastBegin, CheckError>;
+
+    /// Records a final answer for `ttl_millis`, replacing the mark.
+    async fn answer(
+        &self,
+        scope: &KeyScope,
+        fingerprint: &RequestFingerprint,
+        payment: Arc<Payment>,
+        ttl_millis: u64,
+    ) -> Result<(), CheckError>;
+
+    /// Removes the mark, when the work ended without a final answer.
+    async fn clear(&self, scope: &KeyScope) -> Result<(), CheckError>;
+
+    /// Drops expired entries, for checks that do not expire them themselves.
+    async fn purge_expired(&self) {}
+}

@@ -1,0 +1,338 @@
+//! The engine: what a payment request means, decided once per key.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oncepay_domain::ids::issue_key_text;
+use oncepay_domain::time_fmt::now_millis;
+use oncepay_domain::{
+    IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, PaymentStatus, PspKey,
+    RequestFingerprint, StatusChange,
+};
+use tracing::{info, warn};
+
+use crate::check::{FastBegin, FastCheck, KeyScope};
+use crate::metrics::Metrics;
+use crate::provider::PaymentProvider;
+use crate::store::{Claim, ClaimOutcome, Cursor, DurableStore, Page, StoreError};
+
+/// Timings the engine works with.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a lease lasts before another request may take it over.
+    pub lease_ttl: Duration,
+    /// How long idempotency records are kept.
+    pub retention: Duration,
+    /// How long to wait for the PSP before treating the outcome as unknown.
+    pub psp_timeout: Duration,
+    /// How long a pending payment waits before recovery asks the PSP again.
+    pub redrive_after: Duration,
+    /// How long the primary check keeps a final answer.
+    pub answer_ttl: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(30),
+            retention: Duration::from_secs(24 * 3600),
+            psp_timeout: Duration::from_secs(10),
+            redrive_after: Duration::from_secs(30),
+            answer_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The engine's answer to `POST /v1/payments`.
+#[derive(Debug, Clone)]
+pub enum PaymentAnswer {
+    /// The key was new and the payment was executed now.
+    First(Arc<Payment>),
+    /// The key was seen before; the payment as it stands now (replayed when
+    /// final, re-driven with the PSP when it was pending).
+    Retried(Arc<Payment>),
+    /// Another request holds the key's lease.
+    InFlight {
+        /// Seconds after which a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+/// The idempotency engine, shared by every request handler.
+pub struct Engine {
+    pub(crate) store: Arc<dyn DurableStore>,
+    pub(crate) check: Arc<dyn FastCheck>,
+    pub(crate) psp: Arc<dyn PaymentProvider>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: EngineConfig,
+}
+
+impl Engine {
+    /// Wires an engine from its parts.
+    pub fn new(
+        store: Arc<dyn DurableStore>,
+        check: Arc<dyn FastCheck>,
+        psp: Arc<dyn PaymentProvider>,
+        metrics: Arc<Metrics>,
+        config: EngineConfig,
+    ) -> Self {
+        Self {
+            store,
+            check,
+            psp,
+            metrics,
+            config,
+        }
+    }
+
+    /// The durable store, for readiness checks.
+    pub fn store(&self) -> &Arc<dyn DurableStore> {
+        &self.store
+    }
+
+    /// The metrics every part records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The engine's timings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Issues a fresh key for the merchant and registers it until it expires.
+    pub async fn issue_key(
+        &self,
+        merchant: &MerchantId,
+    ) -> Result<(IdempotencyKey, i64), StoreError> {
+        let key = IdempotencyKey::issued(issue_key_text());
+        let expires_at = now_millis() + millis(self.config.retention);
+        self.store.issue_key(merchant, &key, expires_at).await?;
+        Ok((key, expires_at))
+    }
+
+    /// Executes a payment at most once per (merchant, key) and answers every
+    /// retry from the record.
+    pub async fn pay(
+        self: &Arc<Self>,
+        scope: KeyScope,
+        fingerprint: RequestFingerprint,
+        request: PaymentRequest,
+    ) -> Result<PaymentAnswer, StoreError> {
+        if let Some(answer) = self.answer_from_check(&scope, &fingerprint).await {
+            return Ok(answer);
+        }
+
+        // The durable part runs in its own task: a client that hangs up must
+        // not cancel a PSP call halfway, or its outcome would go unrecorded.
+        let engine = Arc::clone(self);
+        tokio::spawn(async move { engine.pay_durably(scope, fingerprint, request).await })
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("payment task failed: {error}")))?
+    }
+
+    async fn answer_from_check(
+        &self,
+        scope: &KeyScope,
+        fingerprint: &RequestFingerprint,
+    ) -> Option<PaymentAnswer> {
+        let ttl = millis(self.config.lease_ttl) as u64;
+        let answer = match self.check.begin(scope, fingerprint, ttl).await {
+            Ok(FastBegin::Marked) => return None,
+            Ok(FastBegin::InFlight {
+                fingerprint: theirs,
+                remaining_millis,
+            }) => {
+                if &theirs == fingerprint {
+                    PaymentAnswer::InFlight {
+                        retry_after_secs: seconds_up(remaining_millis),
+                    }
+                } else {
+                    PaymentAnswer::Mismatch
+                }
+            }
+            Ok(FastBegin::Answered {
+                fingerprint: theirs,
+                payment,
+            }) => {
+                if &theirs == fingerprint {
+                    PaymentAnswer::Retried(payment)
+                } else {
+                    PaymentAnswer::Mismatch
+                }
+            }
+            Err(error) => {
+                self.metrics.record_check_failure();
+                warn!(%error, check = self.check.backend(), "primary check failed, using the store");
+                return None;
+            }
+        };
+        self.count(&answer);
+        Some(answer)
+    }
+
+    async fn pay_durably(
+        self: Arc<Self>,
+        scope: KeyScope,
+        fingerprint: RequestFingerprint,
+        request: PaymentRequest,
+    ) -> Result<PaymentAnswer, StoreError> {
+        let now = now_millis();
+        let lease = self.new_lease(now);
+        let claim = Claim {
+            merchant: scope.merchant.clone(),
+            key: scope.key.clone(),
+            fingerprint: Some(fingerprint.clone()),
+            lease: lease.clone(),
+            new_payment: Some(new_payment(&scope, request, now)),
+            now_millis: now,
+            expires_at_millis: now + millis(self.config.retention),
+        };
+        let outcome = match self.store.claim(claim).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                self.forget_mark(&scope).await;
+                return Err(error);
+            }
+        };
+        let answer = self.act_on_claim(&scope, &lease.owner, outcome).await;
+        self.remember(&scope, &fingerprint, answer.as_ref().ok())
+            .await;
+        let answer = answer?;
+        self.count(&answer);
+        Ok(answer)
+    }
+
+    async fn act_on_claim(
+        &self,
+        scope: &KeyScope,
+        lease_owner: &str,
+        outcome: ClaimOutcome,
+    ) -> Result<PaymentAnswer, StoreError> {
+        Ok(match outcome {
+            ClaimOutcome::Created(payment) => {
+                info!(payment_id = %payment.id, merchant = %scope.merchant, key = %key_digest(&scope.key), "payment created");
+                PaymentAnswer::First(self.execute(scope, lease_owner, payment).await?)
+            }
+            ClaimOutcome::Resumed { payment, took_over } => {
+                self.note_resumption(&payment, took_over);
+                PaymentAnswer::Retried(self.execute(scope, lease_owner, payment).await?)
+            }
+            ClaimOutcome::InFlight { lease_until_millis } => {
+                let remaining = (lease_until_millis - now_millis()).max(0) as u64;
+                PaymentAnswer::InFlight {
+                    retry_after_secs: seconds_up(remaining),
+                }
+            }
+            ClaimOutcome::Mismatch => PaymentAnswer::Mismatch,
+            ClaimOutcome::Finished(payment) => PaymentAnswer::Retried(Arc::new(payment)),
+            ClaimOutcome::Gone => {
+                return Err(StoreError::Corrupt(
+                    "a claimed key guards no payment".to_owned(),
+                ));
+            }
+        })
+    }
+
+    pub(crate) fn note_resumption(&self, payment: &Payment, took_over: bool) {
+        if took_over {
+            self.metrics.record_takeover();
+            warn!(payment_id = %payment.id, "lease lapsed, taking the payment over");
+        } else {
+            info!(payment_id = %payment.id, "payment still pending, asking the PSP again");
+        }
+    }
+
+    /// Leaves a final answer in the primary check, or removes the mark.
+    async fn remember(
+        &self,
+        scope: &KeyScope,
+        fingerprint: &RequestFingerprint,
+        answer: Option<&PaymentAnswer>,
+    ) {
+        let final_payment = match answer {
+            Some(PaymentAnswer::First(p) | PaymentAnswer::Retried(p)) if p.status.is_final() => p,
+            _ => return self.forget_mark(scope).await,
+        };
+        let ttl = millis(self.config.answer_ttl) as u64;
+        let stored = self
+            .check
+            .answer(scope, fingerprint, Arc::clone(final_payment), ttl)
+            .await;
+        if let Err(error) = stored {
+            self.metrics.record_check_failure();
+            warn!(%error, "could not record the answer in the primary check");
+        }
+    }
+
+    async fn forget_mark(&self, scope: &KeyScope) {
+        if let Err(error) = self.check.clear(scope).await {
+            self.metrics.record_check_failure();
+            warn!(%error, "could not clear the in-flight mark in the primary check");
+        }
+    }
+
+    fn count(&self, answer: &PaymentAnswer) {
+        match answer {
+            PaymentAnswer::First(_) => {}
+            PaymentAnswer::Retried(_) => self.metrics.record_replay(),
+            PaymentAnswer::InFlight { .. } => self.metrics.record_in_flight_conflict(),
+            PaymentAnswer::Mismatch => self.metrics.record_mismatch(),
+        }
+    }
+
+    /// One payment of a merchant.
+    pub async fn payment(
+        &self,
+        merchant: &MerchantId,
+        id: &PaymentId,
+    ) -> Result<Option<Payment>, StoreError> {
+        self.store.payment(merchant, id).await
+    }
+
+    /// The merchant's payments, newest first.
+    pub async fn list(
+        &self,
+        merchant: &MerchantId,
+        cursor: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.store.list(merchant, cursor, limit).await
+    }
+}
+
+fn new_payment(scope: &KeyScope, request: PaymentRequest, now: i64) -> Payment {
+    Payment {
+        id: PaymentId::generate(),
+        merchant: scope.merchant.clone(),
+        money: request.money,
+        status: PaymentStatus::Pending,
+        payment_method: request.payment_method,
+        description: request.description,
+        metadata: request.metadata,
+        psp_key: PspKey::generate(),
+        created_at_millis: now,
+        updated_at_millis: now,
+        history: vec![StatusChange {
+            status: PaymentStatus::Pending,
+            at_millis: now,
+            cause: "created".to_owned(),
+        }],
+    }
+}
+
+/// A short, stable digest of a key for logs; the key itself is never logged.
+pub fn key_digest(key: &IdempotencyKey) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(key.as_str().as_bytes())[..6])
+}
+
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn seconds_up(millis: u64) -> u64 {
+    millis.div_ceil(1000).max(1)
+}

@@ -1,0 +1,134 @@
+//! The default primary check: a sharded map inside the process.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use oncepay_domain::{Payment, RequestFingerprint};
+
+use crate::check::{CheckError, FastBegin, FastCheck, KeyScope};
+
+const SHARDS: usize = 32;
+
+/// Most entries kept; past this, new answers are not cached (the store still
+/// answers them), so memory stays bounded under any key churn.
+const MAX_ENTRIES_PER_SHARD: usize = 20_000;
+
+#[derive(Debug)]
+enum Entry {
+    InFlight(RequestFingerprint),
+    Answered(RequestFingerprint, Arc<Payment>),
+}
+
+#[derive(Debug)]
+struct Slot {
+    entry: Entry,
+    expires: Instant,
+}
+
+type Shard = HashMap<KeyScope, Slot>;
+
+/// In-flight marks and final answers in this process's memory.
+#[derive(Debug)]
+pub struct InProcessCheck {
+    shards: Vec<Mutex<Shard>>,
+    hasher: RandomState,
+}
+
+impl Default for InProcessCheck {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl InProcessCheck {
+    fn shard(&self, scope: &KeyScope) -> MutexGuard<'_, Shard> {
+        let index = (self.hasher.hash_one(scope) as usize) % SHARDS;
+        // A poisoned shard only means another request panicked mid-update of
+        // a cache entry; the map itself is still sound.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn drop_expired(&self) {
+        let now = Instant::now();
+        for shard in &self.shards {
+            let mut shard = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            shard.retain(|_, slot| slot.expires > now);
+        }
+    }
+
+    fn put(&self, scope: &KeyScope, entry: Entry, ttl_millis: u64) {
+        let mut shard = self.shard(scope);
+        if shard.len() >= MAX_ENTRIES_PER_SHARD && !shard.contains_key(scope) {
+            return;
+        }
+        let expires = Instant::now() + Duration::from_millis(ttl_millis);
+        shard.insert(scope.clone(), Slot { entry, expires });
+    }
+}
+
+#[async_trait]
+impl FastCheck for InProcessCheck {
+    fn backend(&self) -> &'static str {
+        "in-process"
+    }
+
+    async fn begin(
+        &self,
+        scope: &KeyScope,
+        fingerprint: &RequestFingerprint,
+        ttl_millis: u64,
+    ) -> Result<FastBegin, CheckError> {
+        let now = Instant::now();
+        let mut shard = self.shard(scope);
+        if let Some(slot) = shard.get(scope).filter(|slot| slot.expires > now) {
+            return Ok(match &slot.entry {
+                Entry::InFlight(fingerprint) => FastBegin::InFlight {
+                    fingerprint: fingerprint.clone(),
+                    remaining_millis: (slot.expires - now).as_millis() as u64,
+                },
+                Entry::Answered(fingerprint, payment) => FastBegin::Answered {
+                    fingerprint: fingerprint.clone(),
+                    payment: Arc::clone(payment),
+                },
+            });
+        }
+        let expires = now + Duration::from_millis(ttl_millis);
+        let entry = Entry::InFlight(fingerprint.clone());
+        shard.insert(scope.clone(), Slot { entry, expires });
+        Ok(FastBegin::Marked)
+    }
+
+    async fn answer(
+        &self,
+        scope: &KeyScope,
+        fingerprint: &RequestFingerprint,
+        payment: Arc<Payment>,
+        ttl_millis: u64,
+    ) -> Result<(), CheckError> {
+        self.put(
+            scope,
+            Entry::Answered(fingerprint.clone(), payment),
+            ttl_millis,
+        );
+        Ok(())
+    }
+
+    async fn clear(&self, scope: &KeyScope) -> Result<(), CheckError> {
+        self.shard(scope).remove(scope);
+        Ok(())
+    }
+
+    async fn purge_expired(&self) {
+        self.drop_expired();
+    }
+}

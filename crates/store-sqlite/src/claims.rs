@@ -1,0 +1,193 @@
+//! Claims and settlements: every decision about a key, one transaction each.
+//!
+//! These run on the writer thread, inside the group's transaction, so no two
+//! of them ever interleave; the primary key on (merchant, key) still refuses a
+//! second record should that ever change.
+
+use oncepay_domain::{IdempotencyKey, MerchantId, Payment};
+use oncepay_engine::{Claim, ClaimOutcome, SettleOutcome, Settlement, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use tracing::warn;
+
+use crate::rows;
+use crate::unavailable;
+
+/// The parts of an idempotency record a claim decides on.
+struct Record {
+    fingerprint: Option<String>,
+    payment_id: Option<String>,
+    lease_owner: Option<String>,
+    lease_until: Option<i64>,
+}
+
+fn load_record(
+    connection: &Connection,
+    merchant: &MerchantId,
+    key: &IdempotencyKey,
+) -> Result<Option<Record>, StoreError> {
+    connection
+        .query_row(
+            "SELECT fingerprint, payment_id, lease_owner, lease_until
+             FROM idempotency_records WHERE merchant = ?1 AND key = ?2",
+            params![merchant.as_str(), key.as_str()],
+            |row| {
+                Ok(Record {
+                    fingerprint: row.get(0)?,
+                    payment_id: row.get(1)?,
+                    lease_owner: row.get(2)?,
+                    lease_until: row.get(3)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(unavailable)
+}
+
+/// Registers an issued key; an existing record for it is left alone.
+pub fn issue_key(
+    connection: &Connection,
+    merchant: &MerchantId,
+    key: &IdempotencyKey,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    connection
+        .execute(
+            "INSERT OR IGNORE INTO idempotency_records (merchant, key, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![merchant.as_str(), key.as_str(), now, expires_at],
+        )
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Decides what a request on a key means; see [`ClaimOutcome`].
+pub fn claim(connection: &Connection, claim: Claim) -> Result<ClaimOutcome, StoreError> {
+    let record = load_record(connection, &claim.merchant, &claim.key)?;
+    let Some(Record {
+        fingerprint: Some(recorded),
+        payment_id,
+        lease_owner,
+        lease_until,
+    }) = record
+    else {
+        return create(connection, claim);
+    };
+    if claim
+        .fingerprint
+        .as_ref()
+        .is_some_and(|mine| mine.as_str() != recorded)
+    {
+        return Ok(ClaimOutcome::Mismatch);
+    }
+    let payment = load_guarded(connection, payment_id.as_deref())?;
+    if let (Some(_), Some(until)) = (&lease_owner, lease_until) {
+        if until > claim.now_millis {
+            return Ok(ClaimOutcome::InFlight {
+                lease_until_millis: until,
+            });
+        }
+    }
+    let took_over = lease_owner.is_some();
+    if payment.status.is_final() {
+        release_lease(connection, &claim.merchant, &claim.key)?;
+        return Ok(ClaimOutcome::Finished(payment));
+    }
+    take_lease(connection, &claim)?;
+    Ok(ClaimOutcome::Resumed { payment, took_over })
+}
+
+/// Records the payment and the key's record together, with the lease held.
+fn create(connection: &Connection, claim: Claim) -> Result<ClaimOutcome, StoreError> {
+    let Some(payment) = claim.new_payment else {
+        return Ok(ClaimOutcome::Gone);
+    };
+    let fingerprint = claim.fingerprint.as_ref().map(|f| f.as_str());
+    rows::insert(connection, &payment, &claim.key)?;
+    connection
+        .execute(
+            "INSERT INTO idempotency_records
+                (merchant, key, fingerprint, payment_id, lease_owner, lease_until,
+                 created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (merchant, key) DO UPDATE SET
+                fingerprint = excluded.fingerprint, payment_id = excluded.payment_id,
+                lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
+                expires_at = excluded.expires_at
+             WHERE idempotency_records.fingerprint IS NULL",
+            params![
+                claim.merchant.as_str(),
+                claim.key.as_str(),
+                fingerprint,
+                payment.id.as_str(),
+                claim.lease.owner,
+                claim.lease.until_millis,
+                claim.now_millis,
+                claim.expires_at_millis,
+            ],
+        )
+        .map_err(unavailable)?;
+    Ok(ClaimOutcome::Created(payment))
+}
+
+fn load_guarded(connection: &Connection, payment_id: Option<&str>) -> Result<Payment, StoreError> {
+    let missing = || StoreError::Corrupt("an idempotency record points at no payment".to_owned());
+    let id = payment_id.ok_or_else(missing)?;
+    rows::load(connection, id)?.ok_or_else(missing)
+}
+
+fn take_lease(connection: &Connection, claim: &Claim) -> Result<(), StoreError> {
+    connection
+        .execute(
+            "UPDATE idempotency_records SET lease_owner = ?3, lease_until = ?4
+             WHERE merchant = ?1 AND key = ?2",
+            params![
+                claim.merchant.as_str(),
+                claim.key.as_str(),
+                claim.lease.owner,
+                claim.lease.until_millis
+            ],
+        )
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn release_lease(
+    connection: &Connection,
+    merchant: &MerchantId,
+    key: &IdempotencyKey,
+) -> Result<(), StoreError> {
+    connection
+        .execute(
+            "UPDATE idempotency_records SET lease_owner = NULL, lease_until = NULL
+             WHERE merchant = ?1 AND key = ?2",
+            params![merchant.as_str(), key.as_str()],
+        )
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Records what the PSP said and releases the lease, if it is still ours.
+pub fn settle(
+    connection: &Connection,
+    settlement: Settlement,
+) -> Result<SettleOutcome, StoreError> {
+    let record = load_record(connection, &settlement.merchant, &settlement.key)?;
+    let mut payment = load_guarded(connection, Some(settlement.payment_id.as_str()))?;
+    let still_ours = record
+        .and_then(|record| record.lease_owner)
+        .is_some_and(|owner| owner == settlement.lease_owner);
+    if !still_ours {
+        return Ok(SettleOutcome::LeaseLost(payment));
+    }
+    if let Some((status, cause)) = settlement.change {
+        if let Err(refused) = payment.apply(status, cause, settlement.now_millis) {
+            // A signed status update settled it first; the PSP's late answer
+            // disagrees. The recorded final state stands.
+            warn!(payment_id = %payment.id, %refused, "PSP answer contradicts the recorded status");
+        }
+    }
+    rows::update_status(connection, &payment, Some(settlement.now_millis))?;
+    release_lease(connection, &settlement.merchant, &settlement.key)?;
+    Ok(SettleOutcome::Settled(payment))
+}
