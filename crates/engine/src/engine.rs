@@ -9,7 +9,7 @@ use oncepay_domain::{
     IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, PaymentStatus, PspKey,
     RequestFingerprint, StatusChange,
 };
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::check::{FastBegin, FastCheck, KeyScope};
 use crate::metrics::Metrics;
@@ -128,9 +128,11 @@ impl Engine {
         // The durable part runs in its own task: a client that hangs up must
         // not cancel a PSP call halfway, or its outcome would go unrecorded.
         let engine = Arc::clone(self);
-        tokio::spawn(async move { engine.pay_durably(scope, fingerprint, request).await })
-            .await
-            .map_err(|error| StoreError::Unavailable(format!("payment task failed: {error}")))?
+        tokio::spawn(
+            async move { engine.pay_durably(scope, fingerprint, request).await }.in_current_span(),
+        )
+        .await
+        .map_err(|error| StoreError::Unavailable(format!("payment task failed: {error}")))?
     }
 
     async fn answer_from_check(

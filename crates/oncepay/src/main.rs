@@ -1,3 +1,47 @@
 //! The oncepay server binary.
+//!
+//! `main` stays thin: read the [`config`], start [`telemetry`], build the
+//! [`app`] and run it until a [`shutdown`] signal. Configuration errors exit
+//! with status 2 and a message naming the variable; failures to start or
+//! serve exit with status 1.
 
-fn main() {}
+mod app;
+mod config;
+mod shutdown;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing::error;
+
+use crate::app::Application;
+use crate::config::{Flags, Settings};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let settings = match Settings::load(&flags, |name| std::env::var(name).ok()) {
+        Ok(settings) => settings,
+        Err(problem) => {
+            eprintln!("oncepay: {problem}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+
+    match run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            error!(
+                error = format!("{failure:#}"),
+                "oncepay stopped on an error"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    Application::build(settings).await?.run().await
+}

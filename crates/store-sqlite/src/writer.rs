@@ -54,7 +54,19 @@ where
 /// commit and exit.
 #[derive(Debug)]
 pub struct Writer {
-    queue: mpsc::UnboundedSender<Box<dyn WriteJob>>,
+    queue: Option<mpsc::UnboundedSender<Box<dyn WriteJob>>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    /// Closes the queue and waits for the thread to commit what it holds and
+    /// close the connection, so a shutdown leaves a clean file.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for dyn WriteJob {
@@ -67,11 +79,14 @@ impl Writer {
     /// Starts the thread that owns the write connection.
     pub fn start(connection: Connection) -> Result<Self, StoreError> {
         let (queue, jobs) = mpsc::unbounded_channel();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("sqlite-writer".to_owned())
             .spawn(move || run(connection, jobs))
             .map_err(|error| StoreError::Unavailable(format!("cannot start writer: {error}")))?;
-        Ok(Self { queue })
+        Ok(Self {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
     }
 
     /// Runs `work` in the next group and returns its result after commit.
@@ -87,6 +102,8 @@ impl Writer {
             reply,
         };
         self.queue
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the writer has stopped".to_owned()))?
             .send(Box::new(job))
             .map_err(|_| StoreError::Unavailable("the writer has stopped".to_owned()))?;
         answer

@@ -1,0 +1,23 @@
+//! End-to-end tests of oncepay: each test starts the real `oncepay` binary in
+//! a directory of its own, talks HTTP to it on loopback, and counts charges
+//! in the simulated PSP's ledger.
+//!
+//! `helpers` holds the `TestApp`; the other modules group behaviour: retries,
+//! rejected requests, concurrent duplicates, crashes and restarts, signed
+//! status updates, listing, and operating the service.
+
+mod answer;
+mod client;
+mod crash_recovery;
+mod errors;
+mod helpers;
+mod ledger;
+mod listing;
+mod merchants;
+mod operations;
+mod outages;
+mod output;
+mod retries;
+mod settings;
+mod status_updates;
+mod storms;
