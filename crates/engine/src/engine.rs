@@ -335,6 +335,11 @@ pub(crate) fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Longest `Retry-After` suggested. A lease can outlive its request by far
+/// (it must cover the PSP timeout), but most requests end within one PSP
+/// round trip, so clients are told to come back soon rather than at lapse.
+const MAX_RETRY_AFTER_SECS: u64 = 2;
+
 fn seconds_up(millis: u64) -> u64 {
-    millis.div_ceil(1000).max(1)
+    millis.div_ceil(1000).clamp(1, MAX_RETRY_AFTER_SECS)
 }
