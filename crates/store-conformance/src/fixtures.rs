@@ -1,0 +1,91 @@
+//! Values the cases build claims and settlements from.
+
+use std::collections::BTreeMap;
+
+use oncepay_domain::{
+    Amount, Currency, IdempotencyKey, MerchantId, Money, Payment, PaymentId, PaymentStatus, PspKey,
+    RequestFingerprint, StatusChange,
+};
+use oncepay_engine::{Claim, Lease, Settlement};
+
+/// A fixed "now", so every backend sees the same times.
+pub const NOW: i64 = 1_700_000_000_000;
+/// How long the fixtures' leases last.
+pub const LEASE_MS: i64 = 1000;
+
+pub fn merchant(name: &str) -> MerchantId {
+    MerchantId::parse(name).unwrap()
+}
+
+pub fn key(text: &str) -> IdempotencyKey {
+    IdempotencyKey::parse(text.as_bytes()).unwrap()
+}
+
+pub fn fingerprint(amount: i64) -> RequestFingerprint {
+    RequestFingerprint::of(
+        "POST",
+        "/v1/payments",
+        &serde_json::json!({ "amount": amount }),
+    )
+}
+
+pub fn payment(merchant_name: &str, now: i64) -> Payment {
+    Payment {
+        id: PaymentId::generate(),
+        merchant: merchant(merchant_name),
+        money: Money {
+            amount: Amount::parse(1000).unwrap(),
+            currency: Currency::parse("EUR").unwrap(),
+        },
+        status: PaymentStatus::Pending,
+        payment_method: "pm_card_ok".to_owned(),
+        description: Some("conformance".to_owned()),
+        metadata: BTreeMap::from([("order".to_owned(), "42".to_owned())]),
+        psp_key: PspKey::generate(),
+        created_at_millis: now,
+        updated_at_millis: now,
+        history: vec![StatusChange {
+            status: PaymentStatus::Pending,
+            at_millis: now,
+            cause: "created".to_owned(),
+        }],
+    }
+}
+
+/// A claim by `owner` on `merchant`'s `key` for a body of `amount`.
+pub fn claim_for(merchant_name: &str, text: &str, amount: i64, owner: &str, now: i64) -> Claim {
+    Claim {
+        merchant: merchant(merchant_name),
+        key: key(text),
+        fingerprint: Some(fingerprint(amount)),
+        lease: Lease {
+            owner: owner.to_owned(),
+            until_millis: now + LEASE_MS,
+        },
+        new_payment: Some(payment(merchant_name, now)),
+        now_millis: now,
+        expires_at_millis: now + 60_000,
+    }
+}
+
+/// A claim of the `default` merchant.
+pub fn claim(text: &str, amount: i64, owner: &str, now: i64) -> Claim {
+    claim_for("default", text, amount, owner, now)
+}
+
+/// The end of `owner`'s attempt on `default`'s `key`.
+pub fn settlement(
+    text: &str,
+    owner: &str,
+    id: &PaymentId,
+    to: Option<PaymentStatus>,
+) -> Settlement {
+    Settlement {
+        merchant: merchant("default"),
+        key: key(text),
+        lease_owner: owner.to_owned(),
+        payment_id: id.clone(),
+        change: to.map(|status| (status, "psp: answered".to_owned())),
+        now_millis: NOW + 10,
+    }
+}
