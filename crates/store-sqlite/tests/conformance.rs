@@ -28,4 +28,4 @@ impl StoreHarness for SqliteHarness {
     }
 }
 
-conformance_suite!(SqliteHarness::new());
+conformance_suite!(Some(SqliteHarness::new()));
