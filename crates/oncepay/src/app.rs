@@ -16,7 +16,9 @@ use oncepay_engine::{
 };
 use oncepay_http_api::{AppState, Auth, router};
 use oncepay_psp_sim::{SimConfig, SimulatedPsp};
+use oncepay_store_postgres::PostgresStore;
 use oncepay_store_sqlite::SqliteStore;
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -42,7 +44,7 @@ impl Application {
     ///
     /// The store or the PSP ledger cannot be opened, or the address bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = open_store(&settings.database)?;
+        let store = open_store(&settings).await?;
         let psp = open_psp(&settings)?;
         let psp_name = psp.name();
         let engine = Arc::new(Engine::new(
@@ -102,11 +104,17 @@ impl Application {
     }
 }
 
-fn open_store(database: &Database) -> anyhow::Result<Arc<dyn DurableStore>> {
-    match database {
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn DurableStore>> {
+    match &settings.database {
         Database::Sqlite(path) => {
             let store = SqliteStore::open(path)
                 .with_context(|| format!("open the SQLite store at {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Database::Postgres(url) => {
+            let store = PostgresStore::connect(url.expose_secret(), settings.database_pool_size)
+                .await
+                .context("connect to PostgreSQL (ONCEPAY_DATABASE_URL)")?;
             Ok(Arc::new(store))
         }
     }

@@ -48,10 +48,12 @@ impl ConfigError {
 }
 
 /// The durable store to open.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Database {
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL server; the URL may hold a password, so it stays secret.
+    Postgres(SecretString),
 }
 
 /// How log lines are written.
@@ -70,6 +72,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The durable store.
     pub database: Database,
+    /// Most connections to a database server (PostgreSQL) per process.
+    pub database_pool_size: u32,
     /// Merchants and their API keys; empty means loopback dev mode.
     pub api_keys: Vec<(MerchantId, SecretString)>,
     /// Key of `Oncepay-Signature`; status updates are refused without it.
@@ -136,6 +140,7 @@ impl Settings {
         Ok(Self {
             listen: required("ONCEPAY_LISTEN").socket_addr()?,
             database: required("ONCEPAY_DATABASE_URL").database()?,
+            database_pool_size: required("ONCEPAY_DATABASE_POOL_SIZE").pool_size()?,
             api_keys: setting(raw, "ONCEPAY_API_KEYS")
                 .map(|s| s.api_keys())
                 .transpose()?
@@ -206,10 +211,10 @@ mod tests {
         let settings = load(&Flags::default(), &[]).expect("the defaults are valid");
 
         assert_eq!(settings.listen, "127.0.0.1:8080".parse().expect("address"));
-        assert_eq!(
-            settings.database,
-            Database::Sqlite(PathBuf::from("oncepay.db"))
+        assert!(
+            matches!(&settings.database, Database::Sqlite(path) if path == &PathBuf::from("oncepay.db"))
         );
+        assert_eq!(settings.database_pool_size, 16);
         assert!(settings.is_dev_mode());
         assert_eq!(settings.max_body_bytes, 65536);
     }

@@ -103,7 +103,17 @@ impl Setting<'_> {
         }
     }
 
-    /// `sqlite://PATH` or `sqlite:PATH`; other stores are named but refused.
+    /// A connection pool size: 1 to 1000.
+    pub fn pool_size(&self) -> Result<u32, ConfigError> {
+        let size = self.positive("connections")?;
+        u32::try_from(size)
+            .ok()
+            .filter(|size| *size <= 1000)
+            .ok_or_else(|| self.fail("must be between 1 and 1000 connections"))
+    }
+
+    /// `sqlite://PATH`, `sqlite:PATH` or `postgres://...`; MongoDB is named but
+    /// refused in this build.
     pub fn database(&self) -> Result<Database, ConfigError> {
         let (scheme, rest) = self.text.split_once(':').unwrap_or((self.text, ""));
         match scheme {
@@ -114,8 +124,12 @@ impl Setting<'_> {
                 }
                 Ok(Database::Sqlite(PathBuf::from(path)))
             }
-            "postgres" | "postgresql" | "mongodb" | "mongodb+srv" => Err(self.fail(format_args!(
-                "{scheme}:// stores are not supported yet in this build; use sqlite://PATH"
+            "postgres" | "postgresql" => {
+                Ok(Database::Postgres(SecretString::from(self.text.to_owned())))
+            }
+            "mongodb" | "mongodb+srv" => Err(self.fail(format_args!(
+                "{scheme}:// stores are not supported yet in this build; \
+                 use sqlite://PATH or postgres://..."
             ))),
             // The URL itself may hold a password: name only its scheme.
             _ => Err(self.fail(format_args!(
@@ -185,14 +199,16 @@ mod tests {
     fn both_sqlite_spellings_name_a_file_and_other_stores_are_refused() {
         let path = |text| match setting("ONCEPAY_DATABASE_URL", text).database() {
             Ok(Database::Sqlite(path)) => Some(path),
-            Err(_) => None,
+            Ok(Database::Postgres(_)) | Err(_) => None,
         };
         assert_eq!(path("sqlite://data/a.db"), Some(PathBuf::from("data/a.db")));
         assert_eq!(path("sqlite:///var/a.db"), Some(PathBuf::from("/var/a.db")));
         assert_eq!(path("sqlite:a.db"), Some(PathBuf::from("a.db")));
         assert_eq!(path("sqlite://"), None);
 
-        let error = setting("ONCEPAY_DATABASE_URL", "postgres://u:hunter2@db/x").database();
+        let postgres = setting("ONCEPAY_DATABASE_URL", "postgres://u:hunter2@db/x").database();
+        assert!(matches!(postgres, Ok(Database::Postgres(_))));
+        let error = setting("ONCEPAY_DATABASE_URL", "mongodb://u:hunter2@db/x").database();
         let message = error.expect_err("not supported").to_string();
         assert!(
             message.contains("not supported yet in this build"),

@@ -16,6 +16,7 @@ use super::ConfigError;
 pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("ONCEPAY_LISTEN", Some("127.0.0.1:8080")),
     ("ONCEPAY_DATABASE_URL", Some("sqlite://oncepay.db")),
+    ("ONCEPAY_DATABASE_POOL_SIZE", Some("16")),
     ("ONCEPAY_REDIS_URL", None),
     ("ONCEPAY_API_KEYS", None),
     ("ONCEPAY_WEBHOOK_SECRET", None),
