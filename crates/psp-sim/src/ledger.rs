@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use oncepay_domain::time_fmt::now_millis;
 use oncepay_engine::{ChargeRequest, ProviderOutcome};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 /// The ledger file could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -95,19 +95,11 @@ fn book_in_file(
     request: &ChargeRequest,
     outcome: ProviderOutcome,
 ) -> Result<Booking, LedgerError> {
-    let existing: Option<String> = connection
-        .query_row(
-            "SELECT outcome FROM charges WHERE psp_key = ?1",
-            [request.psp_key.as_str()],
-            |row| row.get(0),
-        )
-        .optional()?;
-    if let Some(label) = existing {
-        return Ok(Booking::Existing(parse_outcome(&label)?));
-    }
-    connection.execute(
+    // Insert-if-absent in one statement: several oncepay processes may share
+    // one ledger file, and the key's primary key decides who booked first.
+    let inserted = connection.execute(
         "INSERT INTO charges (psp_key, amount, currency, payment_method, outcome, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (psp_key) DO NOTHING",
         params![
             request.psp_key.as_str(),
             request.money.amount.minor_units(),
@@ -117,7 +109,15 @@ fn book_in_file(
             now_millis(),
         ],
     )?;
-    Ok(Booking::New(outcome))
+    if inserted == 1 {
+        return Ok(Booking::New(outcome));
+    }
+    let existing: String = connection.query_row(
+        "SELECT outcome FROM charges WHERE psp_key = ?1",
+        [request.psp_key.as_str()],
+        |row| row.get(0),
+    )?;
+    Ok(Booking::Existing(parse_outcome(&existing)?))
 }
 
 fn parse_outcome(label: &str) -> Result<ProviderOutcome, LedgerError> {

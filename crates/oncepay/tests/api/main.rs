@@ -18,6 +18,8 @@ mod operations;
 mod outages;
 mod output;
 mod retries;
+mod scale_out;
+mod services;
 mod settings;
 mod status_updates;
 mod storms;
