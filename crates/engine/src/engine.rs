@@ -9,7 +9,10 @@ use oncepay_domain::{
     IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, PaymentStatus, PspKey,
     RequestFingerprint, StatusChange,
 };
-use tracing::{Instrument, info, warn};
+// Failures of the primary check are logged at debug level: the check itself
+// warns once when it goes down and once when it is back, and the metrics
+// count every failure, so an outage does not flood the log.
+use tracing::{Instrument, debug, info, warn};
 
 use crate::check::{FastBegin, FastCheck, KeyScope};
 use crate::metrics::Metrics;
@@ -167,7 +170,7 @@ impl Engine {
             }
             Err(error) => {
                 self.metrics.record_check_failure();
-                warn!(%error, check = self.check.backend(), "primary check failed, using the store");
+                debug!(%error, check = self.check.backend(), "primary check failed, using the store");
                 return None;
             }
         };
@@ -265,14 +268,14 @@ impl Engine {
             .await;
         if let Err(error) = stored {
             self.metrics.record_check_failure();
-            warn!(%error, "could not record the answer in the primary check");
+            debug!(%error, "could not record the answer in the primary check");
         }
     }
 
     async fn forget_mark(&self, scope: &KeyScope) {
         if let Err(error) = self.check.clear(scope).await {
             self.metrics.record_check_failure();
-            warn!(%error, "could not clear the in-flight mark in the primary check");
+            debug!(%error, "could not clear the in-flight mark in the primary check");
         }
     }
 
