@@ -89,6 +89,31 @@ impl PaymentRequest {
     }
 }
 
+impl PaymentRequest {
+    /// The request's meaning as JSON, for its fingerprint: absent, `null`
+    /// and empty optional fields all read as absent.
+    pub fn to_canonical_json(&self) -> Value {
+        let mut object = serde_json::Map::new();
+        object.insert("amount".to_owned(), self.money.amount.minor_units().into());
+        object.insert("currency".to_owned(), self.money.currency.code().into());
+        object.insert(
+            "payment_method".to_owned(),
+            self.payment_method.clone().into(),
+        );
+        if let Some(description) = &self.description {
+            object.insert("description".to_owned(), description.clone().into());
+        }
+        if !self.metadata.is_empty() {
+            let metadata = self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())));
+            object.insert("metadata".to_owned(), Value::Object(metadata.collect()));
+        }
+        Value::Object(object)
+    }
+}
+
 fn check_payment_method(method: &str) -> Result<(), RequestError> {
     if method.trim().is_empty() {
         return Err(RequestError::field(
@@ -121,13 +146,26 @@ fn check_description(description: Option<&str>) -> Result<(), RequestError> {
     }
 }
 
-/// 12 to 19 digits, possibly grouped with spaces or dashes, and nothing else.
+/// 12 to 19 digits and nothing but separators around them.
+///
+/// Digits of any script count (fullwidth `４` too), and any white space,
+/// punctuation or dash-like character counts as a separator, so a card
+/// number cannot slip through as `4242.4242...`, with a non-breaking space
+/// or with a trailing newline.
 pub fn looks_like_card_number(text: &str) -> bool {
-    let only_digits_and_separators = text
-        .chars()
-        .all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
-    let digits = text.chars().filter(char::is_ascii_digit).count();
+    let digits = text.chars().filter(|c| c.is_numeric()).count();
+    let only_digits_and_separators = text.chars().all(|c| c.is_numeric() || is_separator(c));
     only_digits_and_separators && (12..=19).contains(&digits)
+}
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_ascii_punctuation()
+        || ('\u{2010}'..='\u{2015}').contains(&c)
+        || matches!(
+            c,
+            '\u{2212}' | '\u{30fc}' | '\u{ff0d}' | '\u{fe63}' | '\u{00b7}' | '\u{200b}'
+        )
 }
 
 #[cfg(test)]
@@ -161,6 +199,30 @@ mod tests {
             let error = parse(json!({"amount": 1, "currency": "EUR", "payment_method": number}))
                 .expect_err("card number");
             assert_eq!(error.field, Some("payment_method"));
+        }
+    }
+
+    #[test]
+    fn absent_null_and_empty_optional_fields_mean_the_same_request() {
+        let base = json!({"amount": 5, "currency": "EUR", "payment_method": "pm_card_ok"});
+        let mut explicit = base.clone();
+        explicit["description"] = Value::Null;
+        explicit["metadata"] = json!({});
+        let canonical = |body: &Value| parse(body.clone()).expect("valid").to_canonical_json();
+        assert_eq!(canonical(&base), canonical(&explicit));
+        explicit["description"] = "tea".into();
+        assert_ne!(canonical(&base), canonical(&explicit));
+    }
+
+    #[test]
+    fn tokens_and_short_numbers_are_not_card_numbers() {
+        for token in [
+            "pm_card_ok",
+            "tok_4242424242424242",
+            "12345678901",
+            "order 2024-06-01",
+        ] {
+            assert!(!looks_like_card_number(token), "{token}");
         }
     }
 

@@ -12,6 +12,7 @@ use oncepay_domain::{
 // Failures of the primary check are logged at debug level: the check itself
 // warns once when it goes down and once when it is back, and the metrics
 // count every failure, so an outage does not flood the log.
+use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::check::{FastBegin, FastCheck, KeyScope};
@@ -70,6 +71,8 @@ pub struct Engine {
     pub(crate) psp: Arc<dyn PaymentProvider>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: EngineConfig,
+    /// Payments being executed, so a shutdown can wait for them.
+    tasks: TaskTracker,
 }
 
 impl Engine {
@@ -87,6 +90,7 @@ impl Engine {
             psp,
             metrics,
             config,
+            tasks: TaskTracker::new(),
         }
     }
 
@@ -105,13 +109,21 @@ impl Engine {
         &self.config
     }
 
+    /// Waits until every payment being executed is recorded; new payments
+    /// can no longer start. Called on shutdown, after the HTTP server stopped:
+    /// a payment whose client hung up still runs to its end.
+    pub async fn finish_payments(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
     /// Issues a fresh key for the merchant and registers it until it expires.
     pub async fn issue_key(
         &self,
         merchant: &MerchantId,
     ) -> Result<(IdempotencyKey, i64), StoreError> {
         let key = IdempotencyKey::issued(issue_key_text());
-        let expires_at = now_millis() + millis(self.config.retention);
+        let expires_at = now_millis().saturating_add(millis(self.config.retention));
         self.store.issue_key(merchant, &key, expires_at).await?;
         Ok((key, expires_at))
     }
@@ -131,11 +143,13 @@ impl Engine {
         // The durable part runs in its own task: a client that hangs up must
         // not cancel a PSP call halfway, or its outcome would go unrecorded.
         let engine = Arc::clone(self);
-        tokio::spawn(
-            async move { engine.pay_durably(scope, fingerprint, request).await }.in_current_span(),
-        )
-        .await
-        .map_err(|error| StoreError::Unavailable(format!("payment task failed: {error}")))?
+        self.tasks
+            .spawn(
+                async move { engine.pay_durably(scope, fingerprint, request).await }
+                    .in_current_span(),
+            )
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("payment task failed: {error}")))?
     }
 
     async fn answer_from_check(
@@ -193,7 +207,7 @@ impl Engine {
             lease: lease.clone(),
             new_payment: Some(new_payment(&scope, request, now)),
             now_millis: now,
-            expires_at_millis: now + millis(self.config.retention),
+            expires_at_millis: now.saturating_add(millis(self.config.retention)),
         };
         let outcome = match self.store.claim(claim).await {
             Ok(outcome) => outcome,

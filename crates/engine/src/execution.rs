@@ -19,7 +19,7 @@ impl Engine {
         rand::thread_rng().fill_bytes(&mut owner);
         Lease {
             owner: hex::encode(owner),
-            until_millis: now + millis(self.config.lease_ttl),
+            until_millis: now.saturating_add(millis(self.config.lease_ttl)),
         }
     }
 

@@ -14,7 +14,22 @@ const SHARDS: usize = 32;
 
 /// Most entries kept; past this, new answers are not cached (the store still
 /// answers them), so memory stays bounded under any key churn.
-const MAX_ENTRIES_PER_SHARD: usize = 20_000;
+const MAX_ENTRIES_PER_SHARD: usize = 1024;
+
+/// Largest payment cached, by the bytes of its free-form fields. Bigger ones
+/// (long descriptions, full metadata) are answered by the store, so the cache
+/// stays within a few tens of MiB whatever clients send.
+const MAX_CACHED_PAYMENT_BYTES: usize = 2048;
+
+fn free_form_bytes(payment: &Payment) -> usize {
+    let metadata: usize = payment
+        .metadata
+        .iter()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    let description = payment.description.as_ref().map_or(0, String::len);
+    metadata + description + payment.payment_method.len()
+}
 
 #[derive(Debug)]
 enum Entry {
@@ -115,11 +130,12 @@ impl FastCheck for InProcessCheck {
         payment: Arc<Payment>,
         ttl_millis: u64,
     ) -> Result<(), CheckError> {
-        self.put(
-            scope,
-            Entry::Answered(fingerprint.clone(), payment),
-            ttl_millis,
-        );
+        if free_form_bytes(&payment) <= MAX_CACHED_PAYMENT_BYTES {
+            let entry = Entry::Answered(fingerprint.clone(), payment);
+            self.put(scope, entry, ttl_millis);
+        } else {
+            self.shard(scope).remove(scope);
+        }
         Ok(())
     }
 

@@ -43,7 +43,7 @@ impl Engine {
     /// One recovery round; returns how many keys were resumed.
     pub async fn recover_once(&self) -> Result<usize, StoreError> {
         let now = now_millis();
-        let checked_before = now - millis(self.config.redrive_after);
+        let checked_before = now.saturating_sub(millis(self.config.redrive_after));
         let stalled = self.store.stalled(now, checked_before, BATCH).await?;
         let mut resumed = 0;
         for (merchant, key) in stalled {
@@ -65,7 +65,7 @@ impl Engine {
             lease: lease.clone(),
             new_payment: None,
             now_millis: now,
-            expires_at_millis: now + millis(self.config.retention),
+            expires_at_millis: now.saturating_add(millis(self.config.retention)),
         };
         let ClaimOutcome::Resumed { payment, took_over } = self.store.claim(claim).await? else {
             return Ok(false);

@@ -227,7 +227,9 @@ pub trait DurableStore: Send + Sync + 'static {
     ) -> Result<Vec<(MerchantId, IdempotencyKey)>, StoreError>;
 
     /// Deletes idempotency records past their expiry, except those still
-    /// guarding a pending payment. Payments are kept. Returns how many went.
+    /// guarding a pending payment or guarding a payment that changed less
+    /// than one retention period (the record's own `expires - created` span)
+    /// ago. Payments are kept. Returns how many went.
     async fn reap(&self, now_millis: i64, limit: usize) -> Result<u64, StoreError>;
 
     /// Answers when the store can serve requests.

@@ -56,7 +56,9 @@ pub async fn create_payment(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let request = PaymentRequest::parse(&body)?;
-    let fingerprint = RequestFingerprint::of("POST", "/v1/payments", &body);
+    // The parsed request, not the raw body: `"description": null` and no
+    // description mean the same payment, so they are the same request.
+    let fingerprint = RequestFingerprint::of("POST", "/v1/payments", &request.to_canonical_json());
 
     let scope = KeyScope { merchant, key };
     let answer = state.engine.pay(scope, fingerprint, request).await?;
@@ -79,14 +81,15 @@ fn payment_answer(answer: PaymentAnswer) -> Result<Response, ApiError> {
         }
     };
     let outcome = if replayed { "replayed" } else { "first" };
-    Span::current()
-        .record("idempotency", outcome)
-        .record("payment_id", payment.id.as_str());
+    Span::current().record("idempotency", outcome);
 
     let response = match payment.status {
         PaymentStatus::Succeeded => payment_response(StatusCode::CREATED, &payment),
         PaymentStatus::Pending => payment_response(StatusCode::ACCEPTED, &payment),
-        PaymentStatus::Failed => ApiError::PaymentDeclined(Arc::clone(&payment)).into_response(),
+        PaymentStatus::Failed => {
+            Span::current().record("payment_id", payment.id.as_str());
+            ApiError::PaymentDeclined(Arc::clone(&payment)).into_response()
+        }
     };
     let replayed = HeaderValue::from_static(if replayed { "true" } else { "false" });
     let replayed = [(IDEMPOTENT_REPLAYED, replayed)];

@@ -94,7 +94,9 @@ impl Application {
             .with_graceful_shutdown(shutdown::signal())
             .await;
 
-        // Requests are done; stop recovery before the engine goes away.
+        // Connections are closed; payments whose client hung up may still be
+        // running. Let them finish and record, then stop recovery.
+        self.engine.finish_payments().await;
         let _ = stop_recovery.send(true);
         if let Err(error) = recovery.await {
             warn!(%error, "background recovery ended abnormally");

@@ -350,6 +350,41 @@ pub async fn the_reaper_deletes_expired_records_of_final_payments_and_keeps_the_
     ));
 }
 
+pub async fn a_payment_that_settles_late_keeps_its_record_for_a_retention_period(
+    h: &dyn StoreHarness,
+) {
+    let store = h.open().await;
+    let created = create(store.as_ref(), "late", "a").await;
+    settle(store.as_ref(), "late", "a", &created.id, None).await;
+    // Retention is 60 s (see `claim`); the status update comes long after.
+    let settled_at = NOW + 600_000;
+    store
+        .apply_status_update(
+            &created.id,
+            "evt_late",
+            PaymentStatus::Succeeded,
+            settled_at,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.reap(settled_at + 1_000, 100).await.unwrap(),
+        0,
+        "kept after settling"
+    );
+    let retry = store
+        .claim(claim("late", 1, "b", settled_at + 1_000))
+        .await
+        .unwrap();
+    assert!(matches!(retry, ClaimOutcome::Finished(ref p) if p.id == created.id));
+    assert_eq!(
+        store.reap(settled_at + 60_001, 100).await.unwrap(),
+        1,
+        "then reaped"
+    );
+}
+
 pub async fn stalled_keys_are_lapsed_leases_and_pending_payments_due_again(h: &dyn StoreHarness) {
     let store = h.open().await;
     create(store.as_ref(), "crashed", "gone").await;

@@ -47,6 +47,7 @@ macro_rules! conformance_suite {
             a_status_update_for_an_unknown_payment_is_not_found,
             a_late_psp_answer_never_overwrites_a_status_update,
             the_reaper_deletes_expired_records_of_final_payments_and_keeps_the_payments,
+            a_payment_that_settles_late_keeps_its_record_for_a_retention_period,
             stalled_keys_are_lapsed_leases_and_pending_payments_due_again,
             the_list_is_newest_first_and_pages_without_gaps,
             a_payment_of_another_merchant_is_not_found

@@ -96,13 +96,19 @@ pub async fn stalled(
 }
 
 /// Deletes records past expiry that no longer guard a pending payment.
+///
+/// A payment that settled late keeps its record for a whole retention period
+/// after its last change (the record's own span, `expires_at - created_at`),
+/// so a client told "pending" a moment ago can still retry safely.
 pub async fn reap(pool: &PgPool, now: i64, limit: usize) -> Result<u64, StoreError> {
     let deleted = sqlx::query(
         "DELETE FROM idempotency_records WHERE (merchant, key) IN (
             SELECT r.merchant, r.key FROM idempotency_records r
             LEFT JOIN payments p ON p.id = r.payment_id
             WHERE r.expires_at <= $1 AND r.lease_owner IS NULL
-              AND (p.id IS NULL OR p.status <> 'pending')
+              AND (p.id IS NULL
+                   OR (p.status <> 'pending'
+                       AND p.updated_at + (r.expires_at - r.created_at) <= $1))
             LIMIT $2
             FOR UPDATE OF r SKIP LOCKED)",
     )

@@ -92,6 +92,10 @@ pub fn stalled(
 }
 
 /// Deletes records past expiry that no longer guard a pending payment.
+///
+/// A payment that settled late keeps its record for a whole retention period
+/// after its last change (the record's own span, `expires_at - created_at`),
+/// so a client told "pending" a moment ago can still retry safely.
 pub fn reap(connection: &Connection, now: i64, limit: usize) -> Result<u64, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let deleted = connection
@@ -100,7 +104,9 @@ pub fn reap(connection: &Connection, now: i64, limit: usize) -> Result<u64, Stor
                 SELECT r.rowid FROM idempotency_records r
                 LEFT JOIN payments p ON p.id = r.payment_id
                 WHERE r.expires_at <= ?1 AND r.lease_owner IS NULL
-                  AND (p.id IS NULL OR p.status != 'pending')
+                  AND (p.id IS NULL
+                       OR (p.status != 'pending'
+                           AND p.updated_at + (r.expires_at - r.created_at) <= ?1))
                 LIMIT ?2)",
             params![now, limit],
         )

@@ -12,6 +12,9 @@ use oncepay_domain::MerchantId;
 use secrecy::SecretString;
 
 use super::sources::Source;
+
+/// Largest number any setting accepts.
+const MAX_NUMBER: u64 = 1_000_000_000_000;
 use super::{ConfigError, Database, LogFormat};
 
 /// Shortest API key accepted, in characters.
@@ -71,13 +74,19 @@ impl Setting<'_> {
 
     fn number(&self, unit: &str) -> Result<u64, ConfigError> {
         let digits_only = !self.text.is_empty() && self.text.bytes().all(|b| b.is_ascii_digit());
-        let number = digits_only.then(|| self.text.parse().ok()).flatten();
-        number.ok_or_else(|| {
+        let number: Option<u64> = digits_only.then(|| self.text.parse().ok()).flatten();
+        let number = number.ok_or_else(|| {
             self.fail(format_args!(
                 "{:?} is not a whole number of {unit}",
                 self.text
             ))
-        })
+        })?;
+        // Durations become unix milliseconds added to "now": a bound keeps
+        // that far from overflowing (10^12 seconds is some 31 000 years).
+        if number > MAX_NUMBER {
+            return Err(self.fail(format_args!("must be at most {MAX_NUMBER} {unit}")));
+        }
+        Ok(number)
     }
 
     fn positive(&self, unit: &str) -> Result<u64, ConfigError> {
@@ -148,14 +157,21 @@ impl Setting<'_> {
                 .split_once(':')
                 .ok_or_else(|| self.fail(format_args!("entry {position} is not merchant:key")))?;
             let merchant = MerchantId::parse(merchant).ok_or_else(|| {
+                // Not echoed: with merchant and key swapped, this is the key.
                 self.fail(format_args!(
-                    "{merchant:?} (entry {position}) is not a merchant id: 1 to 64 of A-Z a-z 0-9 _ -"
+                    "entry {position} does not start with a merchant id: 1 to 64 of A-Z a-z 0-9 _ -"
                 ))
             })?;
+            // Entries are named by position, never by merchant: with merchant
+            // and key swapped, the "merchant" would be the secret.
             if key.chars().count() < MIN_API_KEY_CHARS {
-                let problem =
-                    format!("the key of merchant {merchant} is shorter than 16 characters");
+                let problem = format!("the key of entry {position} is shorter than 16 characters");
                 return Err(self.fail(problem));
+            }
+            if key.chars().any(|c| c.is_whitespace() || c == ';') {
+                return Err(self.fail(format_args!(
+                    "the key of entry {position} holds a space or ';'; separate entries with ','"
+                )));
             }
             if keys.iter().any(|(known, _)| known == &merchant) {
                 return Err(self.fail(format_args!("merchant {merchant} is listed twice")));
@@ -231,6 +247,8 @@ mod tests {
             "acme:short-secret",
             "acme:acme-key-0123456789,acme:other-key-0123456789",
             "acme:same-key-0123456789,globex:same-key-0123456789",
+            "SECRETkey0123456789abcdef:acme",
+            "acme:key-0123456789aaaa;globex:key-0123456789bbbb",
         ] {
             let message = setting("ONCEPAY_API_KEYS", bad)
                 .api_keys()
@@ -238,7 +256,28 @@ mod tests {
                 .to_string();
             assert!(message.starts_with("ONCEPAY_API_KEYS: "), "{message}");
             assert!(!message.contains("key-0123456789") && !message.contains("short-secret"));
+            assert!(!message.contains("SECRETkey"), "{message}");
         }
+    }
+
+    #[test]
+    fn numbers_so_large_that_time_arithmetic_would_overflow_are_refused() {
+        let huge = setting("ONCEPAY_RETENTION_SECS", "9223372036854775807").positive_secs();
+        let message = huge.expect_err("too large").to_string();
+        assert!(
+            message.starts_with("ONCEPAY_RETENTION_SECS: must be at most"),
+            "{message}"
+        );
+        assert!(
+            setting("ONCEPAY_LEASE_TTL_MS", "18446744073709551615")
+                .positive_millis()
+                .is_err()
+        );
+        assert!(
+            setting("ONCEPAY_RETENTION_SECS", "1000000000000")
+                .positive_secs()
+                .is_ok()
+        );
     }
 
     #[test]

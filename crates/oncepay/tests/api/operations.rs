@@ -137,6 +137,32 @@ async fn sigterm_lets_the_request_in_flight_finish_before_exiting_cleanly() {
 }
 
 #[tokio::test]
+async fn sigterm_waits_for_a_payment_whose_client_hung_up_so_no_key_is_stranded() {
+    let mut app = TestApp::spawn_with(Settings::new().env("ONCEPAY_PSP_LATENCY_MS", 1500)).await;
+    let key = fresh_key();
+    let impatient = app
+        .payment_request(&key, &payment_body("pm_card_ok"))
+        .timeout(Duration::from_millis(300));
+    assert!(
+        impatient.send().await.is_err(),
+        "the client gives up before the PSP answers"
+    );
+
+    let exit = app.sigterm().await;
+    assert!(exit.success(), "graceful shutdown exits with 0, got {exit}");
+    app.restart().await;
+
+    let retry = app.post_payment(&key, &payment_body("pm_card_ok")).await;
+    retry.assert_succeeded();
+    assert_eq!(
+        retry.replayed(),
+        Some("true"),
+        "the abandoned payment was recorded"
+    );
+    assert_eq!(app.charges().len(), 1);
+}
+
+#[tokio::test]
 async fn the_body_size_limit_follows_its_setting() {
     let app = TestApp::spawn_with(Settings::new().env("ONCEPAY_MAX_BODY_BYTES", 1024)).await;
     let key = fresh_key();
