@@ -126,12 +126,12 @@ async fn decide(tx: &mut PgConnection, claim: &Claim) -> Result<Decision, StoreE
         return Ok(Decision::Decided(Box::new(ClaimOutcome::Mismatch)));
     }
     let payment = load_guarded(tx, payment_id.as_deref()).await?;
-    if let (Some(_), Some(until)) = (&lease_owner, lease_until) {
-        if until > claim.now_millis {
-            return Ok(Decision::Decided(Box::new(ClaimOutcome::InFlight {
-                lease_until_millis: until,
-            })));
-        }
+    if let (Some(_), Some(until)) = (&lease_owner, lease_until)
+        && until > claim.now_millis
+    {
+        return Ok(Decision::Decided(Box::new(ClaimOutcome::InFlight {
+            lease_until_millis: until,
+        })));
     }
     let took_over = lease_owner.is_some();
     if payment.status.is_final() {
@@ -227,12 +227,12 @@ pub async fn settle(pool: &PgPool, settlement: Settlement) -> Result<SettleOutco
     if !still_ours {
         return Ok(SettleOutcome::LeaseLost(payment));
     }
-    if let Some((status, cause)) = settlement.change {
-        if let Err(refused) = payment.apply(status, cause, settlement.now_millis) {
-            // A signed status update settled it first; the recorded final
-            // state stands and the PSP's late answer is only logged.
-            warn!(payment_id = %payment.id, %refused, "PSP answer contradicts the recorded status");
-        }
+    if let Some((status, cause)) = settlement.change
+        && let Err(refused) = payment.apply(status, cause, settlement.now_millis)
+    {
+        // A signed status update settled it first; the recorded final
+        // state stands and the PSP's late answer is only logged.
+        warn!(payment_id = %payment.id, %refused, "PSP answer contradicts the recorded status");
     }
     rows::update_status(&mut tx, &payment, Some(settlement.now_millis)).await?;
     set_lease(&mut tx, &settlement.merchant, &settlement.key, None).await?;

@@ -81,12 +81,12 @@ pub fn claim(connection: &Connection, claim: Claim) -> Result<ClaimOutcome, Stor
         return Ok(ClaimOutcome::Mismatch);
     }
     let payment = load_guarded(connection, payment_id.as_deref())?;
-    if let (Some(_), Some(until)) = (&lease_owner, lease_until) {
-        if until > claim.now_millis {
-            return Ok(ClaimOutcome::InFlight {
-                lease_until_millis: until,
-            });
-        }
+    if let (Some(_), Some(until)) = (&lease_owner, lease_until)
+        && until > claim.now_millis
+    {
+        return Ok(ClaimOutcome::InFlight {
+            lease_until_millis: until,
+        });
     }
     let took_over = lease_owner.is_some();
     if payment.status.is_final() {
@@ -180,12 +180,12 @@ pub fn settle(
     if !still_ours {
         return Ok(SettleOutcome::LeaseLost(payment));
     }
-    if let Some((status, cause)) = settlement.change {
-        if let Err(refused) = payment.apply(status, cause, settlement.now_millis) {
-            // A signed status update settled it first; the PSP's late answer
-            // disagrees. The recorded final state stands.
-            warn!(payment_id = %payment.id, %refused, "PSP answer contradicts the recorded status");
-        }
+    if let Some((status, cause)) = settlement.change
+        && let Err(refused) = payment.apply(status, cause, settlement.now_millis)
+    {
+        // A signed status update settled it first; the PSP's late answer
+        // disagrees. The recorded final state stands.
+        warn!(payment_id = %payment.id, %refused, "PSP answer contradicts the recorded status");
     }
     rows::update_status(connection, &payment, Some(settlement.now_millis))?;
     release_lease(connection, &settlement.merchant, &settlement.key)?;

@@ -28,10 +28,10 @@ fn spawn_reader(
     thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let line = strip_ansi(&line);
-            if line.contains("oncepay listening") {
-                if let (Some(tx), Some(addr)) = (listening.take(), parse_addr(&line)) {
-                    let _ = tx.send(addr);
-                }
+            if line.contains("oncepay listening")
+                && let (Some(tx), Some(addr)) = (listening.take(), parse_addr(&line))
+            {
+                let _ = tx.send(addr);
             }
             let mut kept = logs.lock().expect("logs");
             kept.push_str(&line);
