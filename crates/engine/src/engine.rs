@@ -99,6 +99,11 @@ impl Engine {
         &self.store
     }
 
+    /// The primary check's name, for the startup line.
+    pub fn check_backend(&self) -> &'static str {
+        self.check.backend()
+    }
+
     /// The metrics every part records into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

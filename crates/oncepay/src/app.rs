@@ -11,8 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use oncepay_check_redis::RedisCheck;
 use oncepay_engine::{
-    DurableStore, Engine, EngineConfig, InProcessCheck, Metrics, PaymentProvider, recovery,
+    DurableStore, Engine, EngineConfig, FastCheck, InProcessCheck, Metrics, PaymentProvider,
+    recovery,
 };
 use oncepay_http_api::{AppState, Auth, router};
 use oncepay_psp_sim::{SimConfig, SimulatedPsp};
@@ -47,9 +49,10 @@ impl Application {
         let store = open_store(&settings).await?;
         let psp = open_psp(&settings)?;
         let psp_name = psp.name();
+        let check = open_check(&settings).await?;
         let engine = Arc::new(Engine::new(
             store,
-            Arc::new(InProcessCheck::default()),
+            check,
             psp,
             Arc::new(Metrics::default()),
             engine_config(&settings),
@@ -83,7 +86,8 @@ impl Application {
         let addr = self.local_addr()?;
         let mode = self.settings.is_dev_mode().then_some(DEV_MODE);
         let store = self.engine.store().backend();
-        info!(addr = %addr, store = %store, psp = %self.psp_name, mode, "oncepay listening");
+        let check = self.engine.check_backend();
+        info!(addr = %addr, store = %store, check = %check, psp = %self.psp_name, mode, "oncepay listening");
 
         let (stop_recovery, stopped) = watch::channel(false);
         let interval = self.settings.recovery_interval;
@@ -120,6 +124,18 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn DurableStore>
             Ok(Arc::new(store))
         }
     }
+}
+
+/// Redis when configured, else the in-process check. Redis must answer at
+/// start, so a wrong URL is found at once; later outages only cost speed.
+async fn open_check(settings: &Settings) -> anyhow::Result<Arc<dyn FastCheck>> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(Arc::new(InProcessCheck::default()));
+    };
+    let check = RedisCheck::connect(url.expose_secret(), &settings.redis_prefix)
+        .await
+        .context("connect to Redis (ONCEPAY_REDIS_URL)")?;
+    Ok(Arc::new(check))
 }
 
 fn open_psp(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentProvider>> {

@@ -74,6 +74,11 @@ pub struct Settings {
     pub database: Database,
     /// Most connections to a database server (PostgreSQL) per process.
     pub database_pool_size: u32,
+    /// Redis (one URL) or Redis Cluster (several) for the primary check; the
+    /// in-process check when `None`. May hold a password.
+    pub redis_url: Option<SecretString>,
+    /// What every Redis key oncepay writes starts with.
+    pub redis_prefix: String,
     /// Merchants and their API keys; empty means loopback dev mode.
     pub api_keys: Vec<(MerchantId, SecretString)>,
     /// Key of `Oncepay-Signature`; status updates are refused without it.
@@ -132,15 +137,12 @@ impl Settings {
 
     fn parse(raw: &RawSettings) -> Result<Self, ConfigError> {
         let required = |name| setting(raw, name).expect("every required setting has a default");
-        if let Some(redis) = setting(raw, "ONCEPAY_REDIS_URL") {
-            return Err(redis.fail(
-                "Redis is not supported yet in this build; unset it to use the in-process check",
-            ));
-        }
         Ok(Self {
             listen: required("ONCEPAY_LISTEN").socket_addr()?,
             database: required("ONCEPAY_DATABASE_URL").database()?,
             database_pool_size: required("ONCEPAY_DATABASE_POOL_SIZE").pool_size()?,
+            redis_url: setting(raw, "ONCEPAY_REDIS_URL").map(|s| SecretString::from(s.text)),
+            redis_prefix: required("ONCEPAY_REDIS_PREFIX").text.to_owned(),
             api_keys: setting(raw, "ONCEPAY_API_KEYS")
                 .map(|s| s.api_keys())
                 .transpose()?

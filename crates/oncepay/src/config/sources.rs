@@ -18,6 +18,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("ONCEPAY_DATABASE_URL", Some("sqlite://oncepay.db")),
     ("ONCEPAY_DATABASE_POOL_SIZE", Some("16")),
     ("ONCEPAY_REDIS_URL", None),
+    ("ONCEPAY_REDIS_PREFIX", Some("oncepay:")),
     ("ONCEPAY_API_KEYS", None),
     ("ONCEPAY_WEBHOOK_SECRET", None),
     ("ONCEPAY_PSP_LATENCY_MS", Some("0")),

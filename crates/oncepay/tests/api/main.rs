@@ -17,6 +17,7 @@ mod merchants;
 mod operations;
 mod outages;
 mod output;
+mod redis_failures;
 mod retries;
 mod scale_out;
 mod services;

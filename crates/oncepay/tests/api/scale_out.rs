@@ -1,35 +1,47 @@
-//! Several oncepay processes sharing one PostgreSQL database: duplicates
-//! sprayed across all of them still make one payment and one charge per key.
+//! Several oncepay processes sharing one PostgreSQL database, with or without
+//! Redis in front: duplicates sprayed across all of them still make one
+//! payment and one charge per key, and every process lists the same payments.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 
+use oncepay_check_redis::test_support::LocalRedisCluster;
 use serde_json::Value;
 use tokio::sync::Barrier;
 
 use crate::helpers::{Settings, TestApp, fresh_key, payment_body};
 use crate::ledger;
-use crate::services::TestDatabase;
+use crate::services::{TestDatabase, TestRedisPrefix};
 
 const PROCESSES: usize = 3;
 const KEYS: usize = 20;
 const DUPLICATES_PER_PROCESS: usize = 4;
 
 /// Three processes on one database and one PSP ledger, with a slow PSP so
-/// duplicates overlap.
-async fn cluster(database: &TestDatabase, ledger: &std::path::Path) -> Vec<TestApp> {
+/// duplicates overlap, and the primary check `redis` names (if any).
+async fn processes(
+    database: &TestDatabase,
+    ledger: &Path,
+    redis: Option<(&str, &str)>,
+) -> Vec<TestApp> {
     let mut apps = Vec::new();
     for _ in 0..PROCESSES {
-        let settings = Settings::new()
+        let mut settings = Settings::new()
             .env("ONCEPAY_DATABASE_URL", &database.url)
             .env("ONCEPAY_PSP_LEDGER", ledger.display())
             .env("ONCEPAY_PSP_LATENCY_MS", 150);
+        if let Some((url, prefix)) = redis {
+            settings = settings
+                .env("ONCEPAY_REDIS_URL", url)
+                .env("ONCEPAY_REDIS_PREFIX", prefix);
+        }
         apps.push(TestApp::spawn_with(settings).await);
     }
     apps
 }
 
-/// Sends every (process, key) request at once and returns the statuses.
+/// Sends every (process, key, duplicate) request at once; returns statuses.
 async fn spray(apps: &[TestApp], keys: &[String]) -> Vec<u16> {
     let mut requests = Vec::new();
     for app in apps {
@@ -74,26 +86,21 @@ async fn listed_ids(app: &TestApp) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn duplicates_sprayed_across_three_processes_make_one_payment_and_one_charge_per_key() {
-    let Some(database) = TestDatabase::create().await else {
-        return;
-    };
-    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
-    let ledger_file = shared.path().join("ledger.db");
-    let apps = cluster(&database, &ledger_file).await;
+/// The whole scenario: spray, count charges, compare lists, replay.
+async fn one_payment_and_one_charge_per_key(apps: &[TestApp], ledger_file: &Path) {
     let keys: Vec<String> = (0..KEYS).map(|_| fresh_key()).collect();
-
-    let statuses = spray(&apps, &keys).await;
+    let statuses = spray(apps, &keys).await;
     assert!(
         statuses.iter().all(|s| *s == 201 || *s == 409),
         "{statuses:?}"
     );
     assert!(statuses.contains(&409), "the duplicates never overlapped");
+    assert_eq!(ledger::read(ledger_file).len(), KEYS, "one charge per key");
 
-    let charges = ledger::read(&ledger_file);
-    assert_eq!(charges.len(), KEYS, "one charge per key");
-    let lists: Vec<_> = lists_of_every_process(&apps).await;
+    let mut lists = Vec::new();
+    for app in apps {
+        lists.push(listed_ids(app).await);
+    }
     assert_eq!(lists[0].len(), KEYS, "one payment per key");
     assert!(
         lists.iter().all(|list| list == &lists[0]),
@@ -101,22 +108,65 @@ async fn duplicates_sprayed_across_three_processes_make_one_payment_and_one_char
     );
 
     for (index, key) in keys.iter().enumerate() {
-        let app = &apps[index % PROCESSES];
-        let replay = app.post_payment(key, &payment_body("pm_card_ok")).await;
+        let replay = apps[index % PROCESSES]
+            .post_payment(key, &payment_body("pm_card_ok"))
+            .await;
         replay.assert_status(201);
         assert_eq!(replay.replayed(), Some("true"));
     }
     assert_eq!(
-        ledger::read(&ledger_file).len(),
+        ledger::read(ledger_file).len(),
         KEYS,
         "replays charge nothing"
     );
 }
 
-async fn lists_of_every_process(apps: &[TestApp]) -> Vec<BTreeSet<String>> {
-    let mut lists = Vec::new();
-    for app in apps {
-        lists.push(listed_ids(app).await);
-    }
-    lists
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_sprayed_across_three_processes_on_postgres_charge_once_per_key() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
+    let ledger_file = shared.path().join("ledger.db");
+    let apps = processes(&database, &ledger_file, None).await;
+    one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_sprayed_across_three_processes_sharing_redis_and_postgres_charge_once_per_key()
+{
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let Some(redis) = TestRedisPrefix::new().await else {
+        return;
+    };
+    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
+    let ledger_file = shared.path().join("ledger.db");
+    let apps = processes(&database, &ledger_file, Some((&redis.url, &redis.prefix))).await;
+    assert!(apps[0].logs().contains("check=redis"), "{}", apps[0].logs());
+    one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_sprayed_across_three_processes_sharing_a_redis_cluster_charge_once_per_key() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let cluster = LocalRedisCluster::start(3).expect("a local 3-master Redis Cluster");
+    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
+    let ledger_file = shared.path().join("ledger.db");
+    let apps = processes(
+        &database,
+        &ledger_file,
+        Some((&cluster.url_list(), "scale:")),
+    )
+    .await;
+    assert!(
+        apps[0].logs().contains("check=redis-cluster"),
+        "{}",
+        apps[0].logs()
+    );
+    one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
 }

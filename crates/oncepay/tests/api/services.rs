@@ -1,8 +1,9 @@
-//! Outside services some tests need: a PostgreSQL database of their own.
+//! Outside services some tests need: a PostgreSQL database of their own, and
+//! a key prefix of their own on the shared Redis.
 //!
-//! The server is `ONCEPAY_TEST_POSTGRES_URL` (default: the local one). When it
-//! cannot be reached the test fails under `CI` and is skipped, saying why,
-//! anywhere else.
+//! The servers are `ONCEPAY_TEST_POSTGRES_URL` and `ONCEPAY_TEST_REDIS_URL`
+//! (default: the local ones). When one cannot be reached the test fails under
+//! `CI` and is skipped, saying why, anywhere else.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -82,6 +83,73 @@ impl Drop for TestDatabase {
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("could not drop the test database {}", self.name);
+        }
+    }
+}
+
+/// A key prefix on the shared Redis for one test; its keys are deleted by
+/// [`TestRedisPrefix::clean_up`].
+pub struct TestRedisPrefix {
+    /// The Redis URL oncepay processes are given.
+    pub url: String,
+    /// The prefix oncepay processes are given.
+    pub prefix: String,
+    client: redis::Client,
+}
+
+impl TestRedisPrefix {
+    /// A fresh prefix, or `None` (after saying why) when Redis is unreachable
+    /// outside CI.
+    pub async fn new() -> Option<Self> {
+        let url = std::env::var("ONCEPAY_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let reachable = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut connection = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await?;
+            Ok::<_, redis::RedisError>(client)
+        };
+        let client = match tokio::time::timeout(Duration::from_secs(3), reachable).await {
+            Ok(Ok(client)) => client,
+            failure if std::env::var_os("CI").is_some() => {
+                panic!("Redis is required in CI but {url} cannot be reached: {failure:?}")
+            }
+            failure => {
+                eprintln!("skipped: Redis at {url} cannot be reached ({failure:?})");
+                return None;
+            }
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let prefix = format!("oncepay-test-{}-{nanos}:", std::process::id());
+        Some(Self {
+            url,
+            prefix,
+            client,
+        })
+    }
+
+    /// Deletes every key under the prefix.
+    pub async fn clean_up(&self) {
+        let mut connection = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to Redis to clean up");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut connection)
+            .await
+            .expect("list the test's keys");
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(keys)
+                .query_async::<i64>(&mut connection)
+                .await
+                .expect("delete the test's keys");
         }
     }
 }
