@@ -153,3 +153,35 @@ impl TestRedisPrefix {
         }
     }
 }
+
+/// Fails under `CI`, or says why the test is skipped and returns `None`.
+fn required_or_skipped<T>(what: &str, outcome: std::io::Result<T>) -> Option<T> {
+    match outcome {
+        Ok(value) => Some(value),
+        Err(error) if std::env::var_os("CI").is_some() => {
+            panic!("{what} is required in CI but could not start: {error}")
+        }
+        Err(error) => {
+            eprintln!("skipped: {what} could not start ({error}); is redis-server installed?");
+            None
+        }
+    }
+}
+
+/// A throwaway `redis-server` of this test's own.
+pub fn local_redis() -> Option<oncepay_check_redis::test_support::LocalRedis> {
+    required_or_skipped(
+        "a local redis-server",
+        oncepay_check_redis::test_support::LocalRedis::start(),
+    )
+}
+
+/// A throwaway Redis Cluster of `masters` nodes.
+pub fn local_redis_cluster(
+    masters: usize,
+) -> Option<oncepay_check_redis::test_support::LocalRedisCluster> {
+    required_or_skipped(
+        "a local Redis Cluster",
+        oncepay_check_redis::test_support::LocalRedisCluster::start(masters),
+    )
+}
