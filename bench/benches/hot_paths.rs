@@ -1,0 +1,133 @@
+//! Micro-benchmarks of the pieces every payment request goes through: key
+//! parsing, request parsing and fingerprinting, and one durable claim plus
+//! settlement on the SQLite store (with durable, group-committed writes).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use oncepay_domain::{
+    IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, PaymentStatus, PspKey,
+    RequestFingerprint, StatusChange,
+};
+use oncepay_engine::{Claim, ClaimOutcome, DurableStore, Lease, Settlement};
+use oncepay_store_sqlite::SqliteStore;
+
+const BODY: &str = r#"{"amount": 2500, "currency": "EUR", "payment_method": "pm_card_ok",
+    "description": "Blue mug", "metadata": {"order": "1001", "customer": "c_42"}}"#;
+
+fn key_parsing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("idempotency key");
+    group.bench_function("bare", |b| {
+        b.iter(|| IdempotencyKey::parse(b"8e03978e-40d5-43e8-bc93-6894a57f9324"))
+    });
+    group.bench_function("sf-string", |b| {
+        b.iter(|| IdempotencyKey::parse(b"\"8e03978e-40d5-43e8-bc93-6894a57f9324\""))
+    });
+    group.finish();
+}
+
+fn request_parsing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("payment request");
+    group.bench_function("parse JSON and rules", |b| {
+        b.iter(|| {
+            let value: serde_json::Value = serde_json::from_str(BODY).unwrap();
+            PaymentRequest::parse(&value).unwrap()
+        })
+    });
+    let request = PaymentRequest::parse(&serde_json::from_str(BODY).unwrap()).unwrap();
+    group.bench_function("canonical fingerprint", |b| {
+        b.iter(|| RequestFingerprint::of("POST", "/v1/payments", &request.to_canonical_json()))
+    });
+    group.finish();
+}
+
+fn new_payment(now: i64) -> Payment {
+    let request = PaymentRequest::parse(&serde_json::from_str(BODY).unwrap()).unwrap();
+    Payment {
+        id: PaymentId::generate(),
+        merchant: MerchantId::default_merchant(),
+        money: request.money,
+        status: PaymentStatus::Pending,
+        payment_method: request.payment_method,
+        description: request.description,
+        metadata: BTreeMap::new(),
+        psp_key: PspKey::generate(),
+        created_at_millis: now,
+        updated_at_millis: now,
+        history: vec![StatusChange {
+            status: PaymentStatus::Pending,
+            at_millis: now,
+            cause: "created".to_owned(),
+        }],
+    }
+}
+
+/// One first execution's store work: claim a fresh key, then settle it.
+async fn claim_and_settle(store: &SqliteStore, n: u64) {
+    let now = 1_700_000_000_000;
+    let key = IdempotencyKey::parse(format!("bench-{n}").as_bytes()).unwrap();
+    let claim = Claim {
+        merchant: MerchantId::default_merchant(),
+        key: key.clone(),
+        fingerprint: Some(RequestFingerprint::from_stored("f".repeat(64))),
+        lease: Lease {
+            owner: "bench".to_owned(),
+            until_millis: now + 30_000,
+        },
+        new_payment: Some(new_payment(now)),
+        now_millis: now,
+        expires_at_millis: now + 86_400_000,
+    };
+    let ClaimOutcome::Created(payment) = store.claim(claim).await.unwrap() else {
+        panic!("a fresh key is created");
+    };
+    let settlement = Settlement {
+        merchant: MerchantId::default_merchant(),
+        key,
+        lease_owner: "bench".to_owned(),
+        payment_id: payment.id,
+        change: Some((PaymentStatus::Succeeded, "psp: succeeded".to_owned())),
+        now_millis: now + 1,
+    };
+    store.settle(settlement).await.unwrap();
+}
+
+fn sqlite_claims(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+    let next = Arc::new(AtomicU64::new(0));
+    let mut group = c.benchmark_group("sqlite claim+settle");
+    for concurrency in [1u64, 64] {
+        group.throughput(Throughput::Elements(concurrency));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(concurrency),
+            &concurrency,
+            |b, &n| {
+                b.to_async(&runtime).iter(|| {
+                    let (store, next) = (Arc::clone(&store), Arc::clone(&next));
+                    async move {
+                        let tasks: Vec<_> = (0..n)
+                            .map(|_| {
+                                let (store, id) =
+                                    (Arc::clone(&store), next.fetch_add(1, Ordering::Relaxed));
+                                tokio::spawn(async move { claim_and_settle(&store, id).await })
+                            })
+                            .collect();
+                        for task in tasks {
+                            task.await.unwrap();
+                        }
+                    }
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, key_parsing, request_parsing, sqlite_claims);
+criterion_main!(benches);

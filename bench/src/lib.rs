@@ -1,0 +1,1 @@
+//! Benchmarks of oncepay live in `benches/`; this crate only hosts them.
