@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use oncepay_domain::{
-    IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, PaymentStatus, PspKey,
-    RequestFingerprint, StatusChange,
+    IdempotencyKey, MerchantId, Payment, PaymentRequest, PaymentStatus, RequestFingerprint,
 };
 use oncepay_engine::{Claim, ClaimOutcome, DurableStore, Lease, Settlement};
 use oncepay_store_sqlite::SqliteStore;
@@ -47,23 +45,7 @@ fn request_parsing(c: &mut Criterion) {
 
 fn new_payment(now: i64) -> Payment {
     let request = PaymentRequest::parse(&serde_json::from_str(BODY).unwrap()).unwrap();
-    Payment {
-        id: PaymentId::generate(),
-        merchant: MerchantId::default_merchant(),
-        money: request.money,
-        status: PaymentStatus::Pending,
-        payment_method: request.payment_method,
-        description: request.description,
-        metadata: BTreeMap::new(),
-        psp_key: PspKey::generate(),
-        created_at_millis: now,
-        updated_at_millis: now,
-        history: vec![StatusChange {
-            status: PaymentStatus::Pending,
-            at_millis: now,
-            cause: "created".to_owned(),
-        }],
-    }
+    Payment::pending(MerchantId::default_merchant(), request, now)
 }
 
 /// One first execution's store work: claim a fresh key, then settle it.

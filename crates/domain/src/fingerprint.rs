@@ -37,10 +37,43 @@ impl RequestFingerprint {
 
 /// Writes a JSON value with sorted object keys and no white space.
 ///
-/// `serde_json`'s map keeps keys sorted (the `preserve_order` feature is not
-/// enabled anywhere in this workspace), so its compact writer is canonical.
+/// Keys are sorted here, not left to `serde_json`'s map: another crate in a
+/// build may turn on its `preserve_order` feature, which would make the map
+/// keep the client's key order and the fingerprint depend on it.
 pub fn canonical_json(value: &Value) -> String {
-    value.to_string()
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (index, (key, item)) in entries.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(key.as_str()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 #[cfg(test)]

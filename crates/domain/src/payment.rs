@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::{MerchantId, Money, PaymentId, PspKey};
+use crate::{MerchantId, Money, PaymentId, PaymentRequest, PspKey};
 
 /// Where a payment stands. Final states never change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -113,6 +113,28 @@ pub struct Payment {
 }
 
 impl Payment {
+    /// A new payment for `request`, pending, with fresh ids and its creation
+    /// as the first history entry.
+    pub fn pending(merchant: MerchantId, request: PaymentRequest, now_millis: i64) -> Self {
+        Self {
+            id: PaymentId::generate(),
+            merchant,
+            money: request.money,
+            status: PaymentStatus::Pending,
+            payment_method: request.payment_method,
+            description: request.description,
+            metadata: request.metadata,
+            psp_key: PspKey::generate(),
+            created_at_millis: now_millis,
+            updated_at_millis: now_millis,
+            history: vec![StatusChange {
+                status: PaymentStatus::Pending,
+                at_millis: now_millis,
+                cause: "created".to_owned(),
+            }],
+        }
+    }
+
     /// Moves the payment to `to`, recording why; refuses illegal moves.
     pub fn apply(
         &mut self,

@@ -6,8 +6,7 @@ use std::time::Duration;
 use oncepay_domain::ids::issue_key_text;
 use oncepay_domain::time_fmt::now_millis;
 use oncepay_domain::{
-    IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, PaymentStatus, PspKey,
-    RequestFingerprint, StatusChange,
+    IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, RequestFingerprint,
 };
 // Failures of the primary check are logged at debug level: the check itself
 // warns once when it goes down and once when it is back, and the metrics
@@ -210,7 +209,7 @@ impl Engine {
             key: scope.key.clone(),
             fingerprint: Some(fingerprint.clone()),
             lease: lease.clone(),
-            new_payment: Some(new_payment(&scope, request, now)),
+            new_payment: Some(Payment::pending(scope.merchant.clone(), request, now)),
             now_millis: now,
             expires_at_millis: now.saturating_add(millis(self.config.retention)),
         };
@@ -324,26 +323,6 @@ impl Engine {
         limit: usize,
     ) -> Result<Page, StoreError> {
         self.store.list(merchant, cursor, limit).await
-    }
-}
-
-fn new_payment(scope: &KeyScope, request: PaymentRequest, now: i64) -> Payment {
-    Payment {
-        id: PaymentId::generate(),
-        merchant: scope.merchant.clone(),
-        money: request.money,
-        status: PaymentStatus::Pending,
-        payment_method: request.payment_method,
-        description: request.description,
-        metadata: request.metadata,
-        psp_key: PspKey::generate(),
-        created_at_millis: now,
-        updated_at_millis: now,
-        history: vec![StatusChange {
-            status: PaymentStatus::Pending,
-            at_millis: now,
-            cause: "created".to_owned(),
-        }],
     }
 }
 

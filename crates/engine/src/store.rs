@@ -86,6 +86,20 @@ pub struct Settlement {
     pub now_millis: i64,
 }
 
+impl Settlement {
+    /// Applies the PSP's answer to the payment as stored now. When a signed
+    /// status update settled it first and the PSP's late answer disagrees,
+    /// the recorded final state stands and the disagreement is logged.
+    pub fn apply_to(&self, payment: &mut Payment) {
+        let Some((status, cause)) = &self.change else {
+            return;
+        };
+        if let Err(refused) = payment.apply(*status, cause.clone(), self.now_millis) {
+            tracing::warn!(payment_id = %payment.id, %refused, "PSP answer contradicts the recorded status");
+        }
+    }
+}
+
 /// What a settlement did.
 #[derive(Debug, Clone)]
 pub enum SettleOutcome {

@@ -1,10 +1,8 @@
 //! Values the cases build claims and settlements from.
 
-use std::collections::BTreeMap;
-
 use oncepay_domain::{
-    Amount, Currency, IdempotencyKey, MerchantId, Money, Payment, PaymentId, PaymentStatus, PspKey,
-    RequestFingerprint, StatusChange,
+    IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, PaymentStatus,
+    RequestFingerprint,
 };
 use oncepay_engine::{Claim, Lease, Settlement};
 
@@ -30,26 +28,15 @@ pub fn fingerprint(amount: i64) -> RequestFingerprint {
 }
 
 pub fn payment(merchant_name: &str, now: i64) -> Payment {
-    Payment {
-        id: PaymentId::generate(),
-        merchant: merchant(merchant_name),
-        money: Money {
-            amount: Amount::parse(1000).unwrap(),
-            currency: Currency::parse("EUR").unwrap(),
-        },
-        status: PaymentStatus::Pending,
-        payment_method: "pm_card_ok".to_owned(),
-        description: Some("conformance".to_owned()),
-        metadata: BTreeMap::from([("order".to_owned(), "42".to_owned())]),
-        psp_key: PspKey::generate(),
-        created_at_millis: now,
-        updated_at_millis: now,
-        history: vec![StatusChange {
-            status: PaymentStatus::Pending,
-            at_millis: now,
-            cause: "created".to_owned(),
-        }],
-    }
+    let body = serde_json::json!({
+        "amount": 1000, "currency": "EUR", "payment_method": "pm_card_ok",
+        "description": "conformance", "metadata": {"order": "42"},
+    });
+    Payment::pending(
+        merchant(merchant_name),
+        PaymentRequest::parse(&body).unwrap(),
+        now,
+    )
 }
 
 /// A claim by `owner` on `merchant`'s `key` for a body of `amount`.

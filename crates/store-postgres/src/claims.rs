@@ -22,7 +22,6 @@
 use oncepay_domain::{IdempotencyKey, MerchantId, Payment};
 use oncepay_engine::{Claim, ClaimOutcome, SettleOutcome, Settlement, StoreError};
 use sqlx::{PgConnection, PgPool, Row};
-use tracing::warn;
 
 use crate::rows;
 use crate::unavailable;
@@ -227,13 +226,7 @@ pub async fn settle(pool: &PgPool, settlement: Settlement) -> Result<SettleOutco
     if !still_ours {
         return Ok(SettleOutcome::LeaseLost(payment));
     }
-    if let Some((status, cause)) = settlement.change
-        && let Err(refused) = payment.apply(status, cause, settlement.now_millis)
-    {
-        // A signed status update settled it first; the recorded final
-        // state stands and the PSP's late answer is only logged.
-        warn!(payment_id = %payment.id, %refused, "PSP answer contradicts the recorded status");
-    }
+    settlement.apply_to(&mut payment);
     rows::update_status(&mut tx, &payment, Some(settlement.now_millis)).await?;
     set_lease(&mut tx, &settlement.merchant, &settlement.key, None).await?;
     tx.commit().await.map_err(unavailable)?;

@@ -7,7 +7,6 @@
 use oncepay_domain::{IdempotencyKey, MerchantId, Payment};
 use oncepay_engine::{Claim, ClaimOutcome, SettleOutcome, Settlement, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
-use tracing::warn;
 
 use crate::rows;
 use crate::unavailable;
@@ -180,13 +179,7 @@ pub fn settle(
     if !still_ours {
         return Ok(SettleOutcome::LeaseLost(payment));
     }
-    if let Some((status, cause)) = settlement.change
-        && let Err(refused) = payment.apply(status, cause, settlement.now_millis)
-    {
-        // A signed status update settled it first; the PSP's late answer
-        // disagrees. The recorded final state stands.
-        warn!(payment_id = %payment.id, %refused, "PSP answer contradicts the recorded status");
-    }
+    settlement.apply_to(&mut payment);
     rows::update_status(connection, &payment, Some(settlement.now_millis))?;
     release_lease(connection, &settlement.merchant, &settlement.key)?;
     Ok(SettleOutcome::Settled(payment))
