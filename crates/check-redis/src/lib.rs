@@ -125,6 +125,11 @@ impl RedisCheck {
         step: &'static str,
         call: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, CheckError> {
+        if self.reachability.should_skip() {
+            return Err(CheckError(format!(
+                "redis {step}: skipped while Redis is unreachable"
+            )));
+        }
         let Ok(outcome) = tokio::time::timeout(self.call_timeout, call).await else {
             let reason = format!("no answer within {} ms", self.call_timeout.as_millis());
             self.reachability.lost(&reason);

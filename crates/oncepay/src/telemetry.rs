@@ -13,9 +13,13 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber; call once, before anything logs.
 pub fn init(format: LogFormat) {
+    // PostgreSQL's notices ("relation already exists, skipping" at every
+    // start) are noise at info level; they stay visible with RUST_LOG.
+    let directives =
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".to_owned());
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
-        .from_env_lossy();
+        .parse_lossy(directives);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
