@@ -71,6 +71,7 @@ impl PaymentRequest {
             Amount::parse(raw.amount).map_err(|e| RequestError::field("amount", e.to_string()))?;
         let currency = Currency::parse(&raw.currency)
             .map_err(|e| RequestError::field("currency", e.to_string()))?;
+        check_text_fields(&raw)?;
         check_payment_method(&raw.payment_method)?;
         check_description(raw.description.as_deref())?;
         let metadata = raw.metadata.unwrap_or_default();
@@ -90,8 +91,9 @@ impl PaymentRequest {
 }
 
 impl PaymentRequest {
-    /// The request's meaning as JSON, for its fingerprint: absent, `null`
-    /// and empty optional fields all read as absent.
+    /// The request's meaning as JSON, for its fingerprint: an absent or
+    /// `null` description, and absent, `null` or empty metadata, read as
+    /// absent. (An empty description is kept: it is stored as given.)
     pub fn to_canonical_json(&self) -> Value {
         let mut object = serde_json::Map::new();
         object.insert("amount".to_owned(), self.money.amount.minor_units().into());
@@ -112,6 +114,28 @@ impl PaymentRequest {
         }
         Value::Object(object)
     }
+}
+
+fn check_text_fields(raw: &RawPaymentRequest) -> Result<(), RequestError> {
+    let refuse = |field| RequestError::field(field, format!("{field} holds a control character"));
+    if has_control_characters(&raw.payment_method) {
+        return Err(refuse("payment_method"));
+    }
+    if raw
+        .description
+        .as_deref()
+        .is_some_and(has_control_characters)
+    {
+        return Err(refuse("description"));
+    }
+    let metadata = raw.metadata.iter().flatten();
+    if metadata
+        .flat_map(|(k, v)| [k, v])
+        .any(|text| has_control_characters(text))
+    {
+        return Err(refuse("metadata"));
+    }
+    Ok(())
 }
 
 fn check_payment_method(method: &str) -> Result<(), RequestError> {
@@ -146,26 +170,23 @@ fn check_description(description: Option<&str>) -> Result<(), RequestError> {
     }
 }
 
-/// 12 to 19 digits and nothing but separators around them.
+/// 12 to 19 digits, no letters, and anything else between them.
 ///
-/// Digits of any script count (fullwidth `４` too), and any white space,
-/// punctuation or dash-like character counts as a separator, so a card
-/// number cannot slip through as `4242.4242...`, with a non-breaking space
-/// or with a trailing newline.
+/// Digits of any script count (fullwidth `４` too), and every character that
+/// is neither a letter nor a digit counts as a separator — white space,
+/// punctuation, dashes, invisible formatting characters — so a card number
+/// cannot slip through in any spelling.
 pub fn looks_like_card_number(text: &str) -> bool {
     let digits = text.chars().filter(|c| c.is_numeric()).count();
-    let only_digits_and_separators = text.chars().all(|c| c.is_numeric() || is_separator(c));
-    only_digits_and_separators && (12..=19).contains(&digits)
+    let no_letters = text.chars().all(|c| c.is_numeric() || !c.is_alphanumeric());
+    no_letters && (12..=19).contains(&digits)
 }
 
-fn is_separator(c: char) -> bool {
-    c.is_whitespace()
-        || c.is_ascii_punctuation()
-        || ('\u{2010}'..='\u{2015}').contains(&c)
-        || matches!(
-            c,
-            '\u{2212}' | '\u{30fc}' | '\u{ff0d}' | '\u{fe63}' | '\u{00b7}' | '\u{200b}'
-        )
+/// True when a text holds a NUL or another C0 control character other than
+/// tab and line breaks: no store should be asked to keep those.
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
 #[cfg(test)]
@@ -212,6 +233,23 @@ mod tests {
         assert_eq!(canonical(&base), canonical(&explicit));
         explicit["description"] = "tea".into();
         assert_ne!(canonical(&base), canonical(&explicit));
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_field() {
+        let base = json!({"amount": 5, "currency": "EUR", "payment_method": "pm_card_ok"});
+        for (field, value) in [
+            ("description", json!("a\u{0}b")),
+            ("payment_method", json!("pm\u{0}ok")),
+            ("metadata", json!({"k": "v\u{1}"})),
+        ] {
+            let mut body = base.clone();
+            body[field] = value;
+            assert_eq!(parse(body).expect_err(field).field, Some(field));
+        }
+        let mut multi_line = base.clone();
+        multi_line["description"] = json!("line one\nline two");
+        assert!(parse(multi_line).is_ok());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use oncepay_domain::time_fmt::now_millis;
 use oncepay_domain::{Payment, PaymentStatus};
 use rand::RngCore;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::check::KeyScope;
 use crate::engine::{Engine, millis};
@@ -47,7 +47,18 @@ impl Engine {
             change: change.map(|(status, cause)| (status, cause.to_owned())),
             now_millis: now_millis(),
         };
-        match self.store.settle(settlement).await? {
+        let settled = match self.store.settle(settlement).await {
+            Ok(settled) => settled,
+            Err(error) => {
+                // The PSP may have moved money already: the answer is
+                // "pending", never a 503 that tells the client nothing
+                // happened. The lease lapses and recovery records the outcome
+                // with the same PSP key.
+                error!(payment_id = %payment.id, %error, "could not record the PSP's answer; the payment stays pending");
+                return Ok(Arc::new(payment));
+            }
+        };
+        match settled {
             SettleOutcome::Settled(payment) => {
                 info!(payment_id = %payment.id, status = payment.status.as_str(), "payment recorded");
                 Ok(Arc::new(payment))

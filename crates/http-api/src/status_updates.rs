@@ -118,8 +118,9 @@ fn parse_update(body: &[u8]) -> Result<StatusUpdateBody, ApiError> {
         detail: format!("the status update does not match the schema: {error}"),
     })?;
     let length = body.event_id.chars().count();
-    if !(1..=MAX_EVENT_ID_CHARS).contains(&length) {
-        let detail = "event_id must be 1 to 255 characters".to_owned();
+    let printable = !oncepay_domain::request::has_control_characters(&body.event_id);
+    if !(1..=MAX_EVENT_ID_CHARS).contains(&length) || !printable {
+        let detail = "event_id must be 1 to 255 characters, without control characters".to_owned();
         return Err(RequestError {
             field: Some("event_id"),
             detail,

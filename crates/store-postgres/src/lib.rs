@@ -19,6 +19,13 @@ use oncepay_engine::StoreError;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+/// How long a session may sit idle inside a transaction.
+const IDLE_IN_TRANSACTION: &str = "5s";
+/// How long a statement may wait for a row lock.
+const LOCK_WAIT: &str = "3s";
+/// How long a statement may run.
+const STATEMENT_LIMIT: &str = "10s";
+
 /// The PostgreSQL store; implements `oncepay_engine::DurableStore`.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -39,6 +46,17 @@ impl PostgresStore {
         options: PgConnectOptions,
         pool_size: u32,
     ) -> Result<Self, StoreError> {
+        // A process that freezes or loses its network mid-transaction would
+        // otherwise hold its row locks, and every process retrying those
+        // keys would wait behind it. The server ends such a session after
+        // IDLE_IN_TRANSACTION (well inside a lease), and no statement waits
+        // for a lock longer than LOCK_WAIT: the request gets a 503 instead
+        // and records nothing.
+        let options = options.options([
+            ("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION),
+            ("lock_timeout", LOCK_WAIT),
+            ("statement_timeout", STATEMENT_LIMIT),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .acquire_timeout(Duration::from_secs(5))

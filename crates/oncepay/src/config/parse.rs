@@ -133,9 +133,14 @@ impl Setting<'_> {
                 }
                 Ok(Database::Sqlite(PathBuf::from(path)))
             }
-            "postgres" | "postgresql" => {
+            // Without the `//` a typo would read the credentials as a
+            // database name and send them, in clear, into error messages.
+            "postgres" | "postgresql" if rest.starts_with("//") => {
                 Ok(Database::Postgres(SecretString::from(self.text.to_owned())))
             }
+            "postgres" | "postgresql" => Err(self.fail(format_args!(
+                "must look like {scheme}://user:password@host:port/database"
+            ))),
             "mongodb" | "mongodb+srv" => Err(self.fail(format_args!(
                 "{scheme}:// stores are not supported yet in this build; \
                  use sqlite://PATH or postgres://..."
@@ -224,6 +229,9 @@ mod tests {
 
         let postgres = setting("ONCEPAY_DATABASE_URL", "postgres://u:hunter2@db/x").database();
         assert!(matches!(postgres, Ok(Database::Postgres(_))));
+        let typo = setting("ONCEPAY_DATABASE_URL", "postgres:/u:hunter2@db/x").database();
+        let typo = typo.expect_err("a single slash").to_string();
+        assert!(!typo.contains("hunter2"), "{typo}");
         let error = setting("ONCEPAY_DATABASE_URL", "mongodb://u:hunter2@db/x").database();
         let message = error.expect_err("not supported").to_string();
         assert!(
