@@ -18,6 +18,7 @@ use oncepay_engine::{
 };
 use oncepay_http_api::{AppState, Auth, router};
 use oncepay_psp_sim::{SimConfig, SimulatedPsp};
+use oncepay_store_mongo::MongoStore;
 use oncepay_store_postgres::PostgresStore;
 use oncepay_store_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
@@ -115,6 +116,12 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn DurableStore>
         Database::Sqlite(path) => {
             let store = SqliteStore::open(path)
                 .with_context(|| format!("open the SQLite store at {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Database::Mongo(url) => {
+            let store = MongoStore::open(url.expose_secret(), settings.database_pool_size)
+                .await
+                .context("connect to MongoDB (ONCEPAY_DATABASE_URL)")?;
             Ok(Arc::new(store))
         }
         Database::Postgres(url) => {

@@ -54,6 +54,8 @@ pub enum Database {
     Sqlite(PathBuf),
     /// A PostgreSQL server; the URL may hold a password, so it stays secret.
     Postgres(SecretString),
+    /// A MongoDB deployment (database from the URL path, else `oncepay`).
+    Mongo(SecretString),
 }
 
 /// How log lines are written.

@@ -141,9 +141,11 @@ impl Setting<'_> {
             "postgres" | "postgresql" => Err(self.fail(format_args!(
                 "must look like {scheme}://user:password@host:port/database"
             ))),
+            "mongodb" | "mongodb+srv" if rest.starts_with("//") => {
+                Ok(Database::Mongo(SecretString::from(self.text.to_owned())))
+            }
             "mongodb" | "mongodb+srv" => Err(self.fail(format_args!(
-                "{scheme}:// stores are not supported yet in this build; \
-                 use sqlite://PATH or postgres://..."
+                "must look like {scheme}://user:password@host:port/database"
             ))),
             // The URL itself may hold a password: name only its scheme.
             _ => Err(self.fail(format_args!(
@@ -220,7 +222,7 @@ mod tests {
     fn both_sqlite_spellings_name_a_file_and_other_stores_are_refused() {
         let path = |text| match setting("ONCEPAY_DATABASE_URL", text).database() {
             Ok(Database::Sqlite(path)) => Some(path),
-            Ok(Database::Postgres(_)) | Err(_) => None,
+            Ok(Database::Postgres(_) | Database::Mongo(_)) | Err(_) => None,
         };
         assert_eq!(path("sqlite://data/a.db"), Some(PathBuf::from("data/a.db")));
         assert_eq!(path("sqlite:///var/a.db"), Some(PathBuf::from("/var/a.db")));
@@ -232,12 +234,10 @@ mod tests {
         let typo = setting("ONCEPAY_DATABASE_URL", "postgres:/u:hunter2@db/x").database();
         let typo = typo.expect_err("a single slash").to_string();
         assert!(!typo.contains("hunter2"), "{typo}");
-        let error = setting("ONCEPAY_DATABASE_URL", "mongodb://u:hunter2@db/x").database();
-        let message = error.expect_err("not supported").to_string();
-        assert!(
-            message.contains("not supported yet in this build"),
-            "{message}"
-        );
+        let mongo = setting("ONCEPAY_DATABASE_URL", "mongodb://u:hunter2@db/x").database();
+        assert!(matches!(mongo, Ok(Database::Mongo(_))));
+        let error = setting("ONCEPAY_DATABASE_URL", "mysql://u:hunter2@db/x").database();
+        let message = error.expect_err("not a store").to_string();
         assert!(!message.contains("hunter2"), "{message}");
     }
 

@@ -11,7 +11,7 @@ use tokio::sync::Barrier;
 
 use crate::helpers::{Settings, TestApp, fresh_key, payment_body};
 use crate::ledger;
-use crate::services::{TestDatabase, TestRedisPrefix, local_redis_cluster};
+use crate::services::{TestDatabase, TestMongoDatabase, TestRedisPrefix, local_redis_cluster};
 
 const PROCESSES: usize = 3;
 const KEYS: usize = 20;
@@ -19,15 +19,11 @@ const DUPLICATES_PER_PROCESS: usize = 4;
 
 /// Three processes on one database and one PSP ledger, with a slow PSP so
 /// duplicates overlap, and the primary check `redis` names (if any).
-async fn processes(
-    database: &TestDatabase,
-    ledger: &Path,
-    redis: Option<(&str, &str)>,
-) -> Vec<TestApp> {
+async fn processes(database_url: &str, ledger: &Path, redis: Option<(&str, &str)>) -> Vec<TestApp> {
     let mut apps = Vec::new();
     for _ in 0..PROCESSES {
         let mut settings = Settings::new()
-            .env("ONCEPAY_DATABASE_URL", &database.url)
+            .env("ONCEPAY_DATABASE_URL", database_url)
             .env("ONCEPAY_PSP_LEDGER", ledger.display())
             .env("ONCEPAY_PSP_LATENCY_MS", 150);
         if let Some((url, prefix)) = redis {
@@ -127,7 +123,7 @@ async fn duplicates_sprayed_across_three_processes_on_postgres_charge_once_per_k
     };
     let shared = tempfile::tempdir().expect("a directory for the shared ledger");
     let ledger_file = shared.path().join("ledger.db");
-    let apps = processes(&database, &ledger_file, None).await;
+    let apps = processes(&database.url, &ledger_file, None).await;
     one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
 }
 
@@ -142,7 +138,12 @@ async fn duplicates_sprayed_across_three_processes_sharing_redis_and_postgres_ch
     };
     let shared = tempfile::tempdir().expect("a directory for the shared ledger");
     let ledger_file = shared.path().join("ledger.db");
-    let apps = processes(&database, &ledger_file, Some((&redis.url, &redis.prefix))).await;
+    let apps = processes(
+        &database.url,
+        &ledger_file,
+        Some((&redis.url, &redis.prefix)),
+    )
+    .await;
     assert!(apps[0].logs().contains("check=redis"), "{}", apps[0].logs());
     one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
     redis.clean_up().await;
@@ -159,7 +160,7 @@ async fn duplicates_sprayed_across_three_processes_sharing_a_redis_cluster_charg
     let shared = tempfile::tempdir().expect("a directory for the shared ledger");
     let ledger_file = shared.path().join("ledger.db");
     let apps = processes(
-        &database,
+        &database.url,
         &ledger_file,
         Some((&cluster.url_list(), "scale:")),
     )
@@ -170,4 +171,29 @@ async fn duplicates_sprayed_across_three_processes_sharing_a_redis_cluster_charg
         apps[0].logs()
     );
     one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_sprayed_across_three_processes_sharing_redis_and_mongodb_charge_once_per_key() {
+    let Some(database) = TestMongoDatabase::create() else {
+        return;
+    };
+    let Some(redis) = TestRedisPrefix::new().await else {
+        return;
+    };
+    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
+    let ledger_file = shared.path().join("ledger.db");
+    let apps = processes(
+        &database.url,
+        &ledger_file,
+        Some((&redis.url, &redis.prefix)),
+    )
+    .await;
+    assert!(
+        apps[0].logs().contains("store=mongodb check=redis"),
+        "{}",
+        apps[0].logs()
+    );
+    one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
+    redis.clean_up().await;
 }

@@ -185,3 +185,37 @@ pub fn local_redis_cluster(
         oncepay_check_redis::test_support::LocalRedisCluster::start(masters),
     )
 }
+
+/// A MongoDB database name of its own on `ONCEPAY_TEST_MONGODB_URL`. There
+/// is no default server: `.ci/run` starts one (see `.ci/mongo`).
+pub struct TestMongoDatabase {
+    /// The URL oncepay processes are given, naming the test's database.
+    pub url: String,
+}
+
+impl TestMongoDatabase {
+    /// A fresh database name, or `None` (after saying why) when no MongoDB
+    /// server is configured outside CI. oncepay creates the database.
+    pub fn create() -> Option<Self> {
+        let Ok(base) = std::env::var("ONCEPAY_TEST_MONGODB_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "MongoDB is required in CI but ONCEPAY_TEST_MONGODB_URL is not set"
+            );
+            eprintln!("skipped: ONCEPAY_TEST_MONGODB_URL is not set (.ci/mongo start gives one)");
+            return None;
+        };
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("oncepay_test_{}_{nanos}", std::process::id());
+        let (base, query) = base
+            .split_once('?')
+            .map_or((base.as_str(), None), |(b, q)| (b, Some(q)));
+        let url = match query {
+            Some(query) => format!("{}/{name}?{query}", base.trim_end_matches('/')),
+            None => format!("{}/{name}", base.trim_end_matches('/')),
+        };
+        Some(Self { url })
+    }
+}
