@@ -147,9 +147,13 @@ async fn main() {
     if args.scenario == "replay" {
         // The payment exists before the clock starts: replays are measured,
         // not the first execution and the 409s around it.
-        let mut sender = connect(&args.addr).await.expect("connect for the first request");
+        let mut sender = connect(&args.addr)
+            .await
+            .expect("connect for the first request");
         let (key, body) = request_for(&args, run, 0);
-        send(&mut sender, &args.addr, &key, body).await.expect("the first request is answered");
+        send(&mut sender, &args.addr, &key, body)
+            .await
+            .expect("the first request is answered");
     }
     let seconds = if storm { 0.0 } else { args.seconds };
     // A storm sends one request per connection, all at once.

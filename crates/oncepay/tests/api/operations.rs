@@ -177,3 +177,13 @@ async fn the_body_size_limit_follows_its_setting() {
     small_enough.assert_succeeded();
     assert_eq!(small_enough.replayed(), Some("false"));
 }
+
+#[tokio::test]
+async fn the_startup_line_names_the_store_and_the_check_in_use() {
+    let app = TestApp::spawn().await;
+    let expected = match std::env::var("ONCEPAY_TEST_STACK").as_deref() {
+        Ok("mongodb+redis") => "store=mongodb check=redis",
+        _ => "store=sqlite check=in-process",
+    };
+    assert!(app.logs().contains(expected), "{}", app.logs());
+}

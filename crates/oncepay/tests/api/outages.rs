@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-use crate::helpers::{Answer, TestApp, fresh_key, payment_body};
+use crate::helpers::{Answer, Settings, TestApp, fresh_key, payment_body};
 
 /// Pieces of SQLite's and serde_json's own error texts, which must never
 /// reach a client.
@@ -21,7 +21,7 @@ fn assert_no_internal_detail(answer: &Answer) {
 
 #[tokio::test]
 async fn a_payment_while_the_store_is_locked_is_a_503_and_the_same_key_proceeds_after() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Settings::new().on_sqlite()).await;
     let key = fresh_key();
     let blocker = Connection::open(app.database_path()).expect("open the store's file");
     blocker
@@ -43,7 +43,7 @@ async fn a_payment_while_the_store_is_locked_is_a_503_and_the_same_key_proceeds_
 
 #[tokio::test]
 async fn a_payment_record_that_cannot_be_read_is_a_500_without_internal_detail() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Settings::new().on_sqlite()).await;
     let paid = app
         .post_payment(&fresh_key(), &payment_body("pm_card_ok"))
         .await;

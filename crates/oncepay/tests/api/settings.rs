@@ -26,7 +26,7 @@ impl Settings {
     /// Dev mode (no API keys), the simulated PSP without latency, a webhook
     /// secret, and every file inside the app's own directory.
     pub fn new() -> Self {
-        let env = BTreeMap::from([
+        let mut env = BTreeMap::from([
             ("ONCEPAY_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
             (
                 "ONCEPAY_WEBHOOK_SECRET".to_owned(),
@@ -34,7 +34,16 @@ impl Settings {
             ),
             ("ONCEPAY_PSP_LATENCY_MS".to_owned(), "0".to_owned()),
         ]);
+        env.extend(stack_env());
         Self { env, bearer: None }
+    }
+
+    /// Forces the embedded SQLite store and the in-process check, for the
+    /// few tests that reach into SQLite's file.
+    pub fn on_sqlite(self) -> Self {
+        self.without("ONCEPAY_DATABASE_URL")
+            .without("ONCEPAY_REDIS_URL")
+            .without("ONCEPAY_REDIS_PREFIX")
     }
 
     /// Sets one `ONCEPAY_*` (or other) variable.
@@ -85,4 +94,29 @@ pub(crate) fn database_path(dir: &TempDir) -> PathBuf {
 
 pub(crate) fn ledger_path(dir: &TempDir) -> PathBuf {
     dir.path().join("psp-ledger.db")
+}
+
+/// The stores every app of this run uses, from `ONCEPAY_TEST_STACK`:
+/// `sqlite` (the default: a file in the app's directory, in-process check)
+/// or `mongodb+redis` (a database of its own on `ONCEPAY_TEST_MONGODB_URL`
+/// and a key prefix of its own on `ONCEPAY_TEST_REDIS_URL`). `.ci/run` runs
+/// the suite once with each.
+fn stack_env() -> Vec<(String, String)> {
+    let stack = std::env::var("ONCEPAY_TEST_STACK").unwrap_or_default();
+    if stack != "mongodb+redis" {
+        return Vec::new();
+    }
+    let mongo = std::env::var("ONCEPAY_TEST_MONGODB_URL")
+        .expect("ONCEPAY_TEST_STACK=mongodb+redis needs ONCEPAY_TEST_MONGODB_URL");
+    let redis = std::env::var("ONCEPAY_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let unique = crate::helpers::fresh_key().replace('-', "_");
+    vec![
+        (
+            "ONCEPAY_DATABASE_URL".to_owned(),
+            format!("{}/{unique}", mongo.trim_end_matches('/')),
+        ),
+        ("ONCEPAY_REDIS_URL".to_owned(), redis),
+        ("ONCEPAY_REDIS_PREFIX".to_owned(), format!("{unique}:")),
+    ]
 }
