@@ -14,6 +14,7 @@ mod helpers;
 mod ledger;
 mod listing;
 mod merchants;
+mod mongo_outage;
 mod operations;
 mod outages;
 mod output;
