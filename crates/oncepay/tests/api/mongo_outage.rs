@@ -129,3 +129,60 @@ async fn while_mongodb_is_down_payments_get_503_and_nothing_is_lost_or_charged_t
     );
     assert_eq!(app.charges().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongodb_killed_in_the_middle_of_a_storm_never_charges_twice_or_loses_a_payment() {
+    let Some(mut mongo) = LocalMongo::start() else {
+        return;
+    };
+    let settings = Settings::new()
+        .on_sqlite()
+        .env("ONCEPAY_DATABASE_URL", mongo.url())
+        .env("ONCEPAY_PSP_LATENCY_MS", 300)
+        .env("ONCEPAY_LEASE_TTL_MS", 3000)
+        .env("ONCEPAY_PSP_TIMEOUT_MS", 2000)
+        .env("ONCEPAY_RECOVERY_INTERVAL_MS", 200);
+    let app = TestApp::spawn_with(settings).await;
+    let keys: Vec<String> = (0..10).map(|_| fresh_key()).collect();
+
+    let mut storm = Vec::new();
+    for key in &keys {
+        for _ in 0..5 {
+            let request = app.payment_request(key, &payment_body("pm_card_ok"));
+            storm.push(tokio::spawn(async move {
+                request.send().await.map(|r| r.status().as_u16())
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    mongo.kill();
+    for request in storm {
+        let status = request
+            .await
+            .expect("the request task")
+            .expect("oncepay answers");
+        // 201 or 202 when the store took the answer (or the PSP's answer
+        // could not be recorded), 409 for duplicates, 503 before execution.
+        assert!(
+            matches!(status, 201 | 202 | 409 | 503),
+            "unexpected {status}"
+        );
+    }
+
+    mongo.start_again();
+    let mut ids = std::collections::BTreeSet::new();
+    for key in &keys {
+        let id = eventually(
+            "the key ends with its payment",
+            Duration::from_secs(60),
+            || async {
+                let answer = app.post_payment(key, &payment_body("pm_card_ok")).await;
+                (answer.status == 201).then(|| answer.payment_id())
+            },
+        )
+        .await;
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), keys.len(), "one payment per key");
+    assert_eq!(app.charges().len(), keys.len(), "one charge per key");
+}
