@@ -161,7 +161,7 @@ impl Engine {
         scope: &KeyScope,
         fingerprint: &RequestFingerprint,
     ) -> Option<PaymentAnswer> {
-        let ttl = millis(self.config.lease_ttl) as u64;
+        let ttl = millis(self.config.lease_ttl).min(MAX_MARK_MILLIS) as u64;
         let answer = match self.check.begin(scope, fingerprint, ttl).await {
             Ok(FastBegin::Marked) => return None,
             Ok(FastBegin::InFlight {
@@ -335,6 +335,13 @@ pub fn key_digest(key: &IdempotencyKey) -> String {
 pub(crate) fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// Longest life of an in-flight mark in the primary check. The durable lease
+/// guards the key for its whole length; the mark only spares the store the
+/// duplicates of a request in progress. Kept short, a mark that outlives its
+/// request (its removal failed while Redis hiccuped) delays retries by at
+/// most this long, instead of a whole lease.
+const MAX_MARK_MILLIS: i64 = 2_000;
 
 /// Longest `Retry-After` suggested. A lease can outlive its request by far
 /// (it must cover the PSP timeout), but most requests end within one PSP
