@@ -24,6 +24,6 @@ pub use metrics::Metrics;
 pub use provider::{ChargeRequest, PaymentProvider, ProviderError, ProviderOutcome};
 pub use status_update::{StatusUpdate, StatusUpdateAnswer};
 pub use store::{
-    Claim, ClaimOutcome, Cursor, DurableStore, Lease, Page, RecordedUpdate, SettleOutcome,
-    Settlement, StoreError, UpdateOutcome,
+    Claim, ClaimOutcome, Cursor, DurableStore, Lease, Page, PageQuery, RecordedUpdate,
+    SettleOutcome, Settlement, StoreError, UpdateOutcome,
 };

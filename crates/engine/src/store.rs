@@ -122,6 +122,43 @@ pub struct Page {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor(pub i64);
 
+/// One page as every store fetches it: the merchant's payments whose list
+/// position is below `before`, newest first, at most `fetch` of them — one
+/// more than asked for, which tells whether another page follows.
+#[derive(Debug, Clone, Copy)]
+pub struct PageQuery {
+    /// Positions strictly below this one.
+    pub before: i64,
+    /// How many rows to fetch.
+    pub fetch: i64,
+    limit: usize,
+}
+
+impl PageQuery {
+    /// The query for `limit` payments after `cursor`.
+    pub fn new(cursor: Option<Cursor>, limit: usize) -> Self {
+        Self {
+            before: cursor.map_or(i64::MAX, |Cursor(seq)| seq),
+            fetch: i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1),
+            limit,
+        }
+    }
+
+    /// The page made of what the store fetched: (position, payment) pairs,
+    /// newest first.
+    pub fn page(&self, mut fetched: Vec<(i64, Payment)>) -> Page {
+        let has_more = fetched.len() > self.limit;
+        fetched.truncate(self.limit);
+        let next = has_more
+            .then(|| fetched.last().map(|(seq, _)| Cursor(*seq)))
+            .flatten();
+        Page {
+            payments: fetched.into_iter().map(|(_, payment)| payment).collect(),
+            next,
+        }
+    }
+}
+
 /// What a status update did, decided in one transaction.
 #[derive(Debug, Clone)]
 pub enum UpdateOutcome {

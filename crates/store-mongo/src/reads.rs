@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use mongodb::bson::doc;
 use oncepay_domain::{IdempotencyKey, MerchantId, Payment, PaymentId};
-use oncepay_engine::{Cursor, Page, StoreError};
+use oncepay_engine::{Cursor, Page, PageQuery, StoreError};
 use serde::Deserialize;
 
 use crate::errors::store_error;
@@ -49,26 +49,25 @@ pub async fn list(
     cursor: Option<Cursor>,
     limit: usize,
 ) -> Result<Page, StoreError> {
-    let before = cursor.map_or(i64::MAX, |Cursor(seq)| seq);
-    let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let query = PageQuery::new(cursor, limit);
     let found = store
         .payments
-        .find(doc! { "merchant": merchant.as_str(), "seq": { "$lt": before } })
+        .find(doc! { "merchant": merchant.as_str(), "seq": { "$lt": query.before } })
         .sort(doc! { "seq": -1 })
-        .limit(fetch)
+        .limit(query.fetch)
         .await
         .map_err(store_error)?;
-    let mut listed = read_all(found).await?;
-    let has_more = listed.len() > limit;
-    listed.truncate(limit);
-    let next = has_more
-        .then(|| listed.last().map(|last| Cursor(last.seq)))
-        .flatten();
-    let payments = listed
+    let fetched = read_all(found)
+        .await?
         .iter()
-        .map(|listed| listed.payment.to_payment())
-        .collect::<Result<_, _>>()?;
-    Ok(Page { payments, next })
+        .map(|listed| {
+            listed
+                .payment
+                .to_payment()
+                .map(|payment| (listed.seq, payment))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(query.page(fetched))
 }
 
 /// Keys with a lapsed lease, then unleased keys guarding a pending payment

@@ -2,7 +2,7 @@
 //! reaper.
 
 use oncepay_domain::{IdempotencyKey, MerchantId, Payment, PaymentId};
-use oncepay_engine::{Cursor, Page, StoreError};
+use oncepay_engine::{Cursor, Page, PageQuery, StoreError};
 use sqlx::{PgPool, Row};
 
 use crate::rows::{self, PAYMENT_COLUMNS};
@@ -36,28 +36,19 @@ pub async fn list(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant = $1 AND seq < $2
          ORDER BY seq DESC LIMIT $3"
     );
-    let before = cursor.map_or(i64::MAX, |Cursor(seq)| seq);
-    let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let query = PageQuery::new(cursor, limit);
     let found = sqlx::query(&sql)
         .bind(merchant.as_str())
-        .bind(before)
-        .bind(fetch)
+        .bind(query.before)
+        .bind(query.fetch)
         .fetch_all(pool)
         .await
         .map_err(unavailable)?;
-    let mut stored = found
+    let fetched = found
         .iter()
-        .map(rows::from_row)
+        .map(|row| rows::from_row(row).map(|s| (s.seq, s.payment)))
         .collect::<Result<Vec<_>, _>>()?;
-    let has_more = stored.len() > limit;
-    stored.truncate(limit);
-    let next = has_more
-        .then(|| stored.last().map(|last| Cursor(last.seq)))
-        .flatten();
-    Ok(Page {
-        payments: stored.into_iter().map(|s| s.payment).collect(),
-        next,
-    })
+    Ok(query.page(fetched))
 }
 
 /// Keys with a lapsed lease, then keys guarding a pending payment the PSP

@@ -1,7 +1,7 @@
 //! Queries that change nothing: one payment, the list, stalled keys.
 
 use oncepay_domain::{IdempotencyKey, MerchantId, Payment, PaymentId};
-use oncepay_engine::{Cursor, Page, StoreError};
+use oncepay_engine::{Cursor, Page, PageQuery, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::rows::{self, PAYMENT_COLUMNS};
@@ -37,23 +37,17 @@ pub fn list(
         "SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant = ?1 AND seq < ?2
          ORDER BY seq DESC LIMIT ?3"
     );
-    let before = cursor.map_or(i64::MAX, |Cursor(seq)| seq);
-    let fetch = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let query = PageQuery::new(cursor, limit);
     let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
-    let mut stored = statement
-        .query_map(params![merchant.as_str(), before, fetch], rows::from_row)
+    let fetched = statement
+        .query_map(
+            params![merchant.as_str(), query.before, query.fetch],
+            rows::from_row,
+        )
         .map_err(unavailable)?
-        .map(|row| row.map_err(unavailable)?)
+        .map(|row| row.map_err(unavailable)?.map(|s| (s.seq, s.payment)))
         .collect::<Result<Vec<_>, _>>()?;
-    let has_more = stored.len() > limit;
-    stored.truncate(limit);
-    let next = has_more
-        .then(|| stored.last().map(|last| Cursor(last.seq)))
-        .flatten();
-    Ok(Page {
-        payments: stored.into_iter().map(|s| s.payment).collect(),
-        next,
-    })
+    Ok(query.page(fetched))
 }
 
 /// Keys with a lapsed lease, then keys guarding a pending payment the PSP

@@ -3,7 +3,7 @@
 //! payment and one charge per key, and every process lists the same payments.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,14 +18,23 @@ const PROCESSES: usize = 3;
 const KEYS: usize = 20;
 const DUPLICATES_PER_PROCESS: usize = 4;
 
-/// Three processes on one database and one PSP ledger, with a slow PSP so
-/// duplicates overlap, and the primary check `redis` names (if any).
-async fn processes(database_url: &str, ledger: &Path, redis: Option<(&str, &str)>) -> Vec<TestApp> {
+/// Three processes sharing one database, one PSP ledger and, when given, one
+/// Redis (URL list and prefix); a slow PSP makes duplicates overlap.
+struct Deployment {
+    apps: Vec<TestApp>,
+    ledger_file: PathBuf,
+    _ledger_dir: tempfile::TempDir,
+}
+
+/// Starts the deployment and checks its startup line names `stack`.
+async fn deploy(database_url: &str, redis: Option<(&str, &str)>, stack: &str) -> Deployment {
+    let ledger_dir = tempfile::tempdir().expect("a directory for the shared ledger");
+    let ledger_file = ledger_dir.path().join("ledger.db");
     let mut apps = Vec::new();
     for _ in 0..PROCESSES {
         let mut settings = Settings::new()
             .env("ONCEPAY_DATABASE_URL", database_url)
-            .env("ONCEPAY_PSP_LEDGER", ledger.display())
+            .env("ONCEPAY_PSP_LEDGER", ledger_file.display())
             .env("ONCEPAY_PSP_LATENCY_MS", 150);
         if let Some((url, prefix)) = redis {
             settings = settings
@@ -34,7 +43,12 @@ async fn processes(database_url: &str, ledger: &Path, redis: Option<(&str, &str)
         }
         apps.push(TestApp::spawn_with(settings).await);
     }
-    apps
+    assert!(apps[0].logs().contains(stack), "{}", apps[0].logs());
+    Deployment {
+        apps,
+        ledger_file,
+        _ledger_dir: ledger_dir,
+    }
 }
 
 /// Sends every (process, key, duplicate) request at once; returns statuses.
@@ -83,7 +97,8 @@ async fn listed_ids(app: &TestApp) -> BTreeSet<String> {
 }
 
 /// The whole scenario: spray, count charges, compare lists, replay.
-async fn one_payment_and_one_charge_per_key(apps: &[TestApp], ledger_file: &Path) {
+async fn one_payment_and_one_charge_per_key(deployment: &Deployment) {
+    let (apps, ledger_file) = (&deployment.apps, deployment.ledger_file.as_path());
     let keys: Vec<String> = (0..KEYS).map(|_| fresh_key()).collect();
     let statuses = spray(apps, &keys).await;
     assert!(
@@ -128,10 +143,8 @@ async fn duplicates_sprayed_across_three_processes_on_postgres_charge_once_per_k
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
-    let ledger_file = shared.path().join("ledger.db");
-    let apps = processes(&database.url, &ledger_file, None).await;
-    one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
+    let deployment = deploy(&database.url, None, "store=postgres").await;
+    one_payment_and_one_charge_per_key(&deployment).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -143,16 +156,9 @@ async fn duplicates_sprayed_across_three_processes_sharing_redis_and_postgres_ch
     let Some(redis) = TestRedisPrefix::new().await else {
         return;
     };
-    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
-    let ledger_file = shared.path().join("ledger.db");
-    let apps = processes(
-        &database.url,
-        &ledger_file,
-        Some((&redis.url, &redis.prefix)),
-    )
-    .await;
-    assert!(apps[0].logs().contains("check=redis"), "{}", apps[0].logs());
-    one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
+    let redis_at = Some((redis.url.as_str(), redis.prefix.as_str()));
+    let deployment = deploy(&database.url, redis_at, "store=postgres check=redis").await;
+    one_payment_and_one_charge_per_key(&deployment).await;
     redis.clean_up().await;
 }
 
@@ -164,20 +170,14 @@ async fn duplicates_sprayed_across_three_processes_sharing_a_redis_cluster_charg
     let Some(cluster) = local_redis_cluster(3) else {
         return;
     };
-    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
-    let ledger_file = shared.path().join("ledger.db");
-    let apps = processes(
+    let nodes = cluster.url_list();
+    let deployment = deploy(
         &database.url,
-        &ledger_file,
-        Some((&cluster.url_list(), "scale:")),
+        Some((&nodes, "scale:")),
+        "check=redis-cluster",
     )
     .await;
-    assert!(
-        apps[0].logs().contains("check=redis-cluster"),
-        "{}",
-        apps[0].logs()
-    );
-    one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
+    one_payment_and_one_charge_per_key(&deployment).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -188,19 +188,8 @@ async fn duplicates_sprayed_across_three_processes_sharing_redis_and_mongodb_cha
     let Some(redis) = TestRedisPrefix::new().await else {
         return;
     };
-    let shared = tempfile::tempdir().expect("a directory for the shared ledger");
-    let ledger_file = shared.path().join("ledger.db");
-    let apps = processes(
-        &database.url,
-        &ledger_file,
-        Some((&redis.url, &redis.prefix)),
-    )
-    .await;
-    assert!(
-        apps[0].logs().contains("store=mongodb check=redis"),
-        "{}",
-        apps[0].logs()
-    );
-    one_payment_and_one_charge_per_key(&apps, &ledger_file).await;
+    let redis_at = Some((redis.url.as_str(), redis.prefix.as_str()));
+    let deployment = deploy(&database.url, redis_at, "store=mongodb check=redis").await;
+    one_payment_and_one_charge_per_key(&deployment).await;
     redis.clean_up().await;
 }
