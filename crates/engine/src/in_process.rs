@@ -12,9 +12,10 @@ use crate::check::{CheckError, FastBegin, FastCheck, KeyScope};
 
 const SHARDS: usize = 32;
 
-/// Most entries kept; past this, new answers are not cached (the store still
-/// answers them), so memory stays bounded under any key churn.
-const MAX_ENTRIES_PER_SHARD: usize = 1024;
+/// Most answers kept per shard (16 384 in all, about 1 KiB each); a new
+/// answer that finds its shard full pushes an older one out (the store still
+/// answers it), so memory stays bounded under any key churn.
+const MAX_ENTRIES_PER_SHARD: usize = 512;
 
 /// Largest payment cached, by the bytes of its free-form fields. Bigger ones
 /// (long descriptions, full metadata) are answered by the store, so the cache
@@ -81,12 +82,27 @@ impl InProcessCheck {
         }
     }
 
+    /// Stores an answer in place of the key's in-flight mark. A full shard
+    /// first drops its expired entries, then, if still full, one answer
+    /// picked arbitrarily: retries come soon after their request, so the
+    /// newest answers are the ones worth keeping.
     fn put(&self, scope: &KeyScope, entry: Entry, ttl_millis: u64) {
+        let now = Instant::now();
         let mut shard = self.shard(scope);
-        if shard.len() >= MAX_ENTRIES_PER_SHARD && !shard.contains_key(scope) {
-            return;
+        shard.remove(scope);
+        if shard.len() >= MAX_ENTRIES_PER_SHARD {
+            shard.retain(|_, slot| slot.expires > now);
         }
-        let expires = Instant::now() + Duration::from_millis(ttl_millis);
+        if shard.len() >= MAX_ENTRIES_PER_SHARD {
+            let victim = shard
+                .iter()
+                .find(|(_, slot)| matches!(slot.entry, Entry::Answered(..)))
+                .map(|(scope, _)| scope.clone());
+            if let Some(victim) = victim {
+                shard.remove(&victim);
+            }
+        }
+        let expires = now + Duration::from_millis(ttl_millis);
         shard.insert(scope.clone(), Slot { entry, expires });
     }
 }
@@ -146,5 +162,53 @@ impl FastCheck for InProcessCheck {
 
     async fn purge_expired(&self) {
         self.drop_expired();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oncepay_domain::{IdempotencyKey, MerchantId, PaymentRequest};
+
+    use super::*;
+
+    fn scope(n: usize) -> KeyScope {
+        KeyScope {
+            merchant: MerchantId::parse("m").expect("valid merchant"),
+            key: IdempotencyKey::from_stored(format!("key-{n}")),
+        }
+    }
+
+    /// However many keys come through, the cache holds a bounded number of
+    /// answers, and the newest answer is among them.
+    #[tokio::test]
+    async fn answers_stay_bounded_and_the_newest_is_kept() -> Result<(), CheckError> {
+        let check = InProcessCheck::default();
+        let body = serde_json::json!({"amount": 1, "currency": "EUR", "payment_method": "pm"});
+        let request = PaymentRequest::parse(&body).expect("valid request");
+        let payment = Arc::new(Payment::pending(scope(0).merchant, request, 0));
+        let fingerprint = RequestFingerprint::of("POST", "/v1/payments", &body);
+        let total = SHARDS * MAX_ENTRIES_PER_SHARD * 3;
+        for n in 0..total {
+            let scope = scope(n);
+            assert!(matches!(
+                check.begin(&scope, &fingerprint, 2_000).await?,
+                FastBegin::Marked
+            ));
+            check
+                .answer(&scope, &fingerprint, Arc::clone(&payment), 600_000)
+                .await?;
+        }
+        let held: usize = check
+            .shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |s| s.len()))
+            .sum();
+        assert!(
+            held <= SHARDS * MAX_ENTRIES_PER_SHARD,
+            "{held} entries held"
+        );
+        let newest = check.begin(&scope(total - 1), &fingerprint, 2_000).await?;
+        assert!(matches!(newest, FastBegin::Answered { .. }));
+        Ok(())
     }
 }

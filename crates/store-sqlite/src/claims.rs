@@ -6,10 +6,9 @@
 
 use oncepay_domain::{IdempotencyKey, MerchantId, Payment};
 use oncepay_engine::{Claim, ClaimOutcome, SettleOutcome, Settlement, StoreError};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
-use crate::rows;
-use crate::unavailable;
+use crate::{execute, query_one, rows};
 
 /// The parts of an idempotency record a claim decides on.
 struct Record {
@@ -24,22 +23,20 @@ fn load_record(
     merchant: &MerchantId,
     key: &IdempotencyKey,
 ) -> Result<Option<Record>, StoreError> {
-    connection
-        .query_row(
-            "SELECT fingerprint, payment_id, lease_owner, lease_until
-             FROM idempotency_records WHERE merchant = ?1 AND key = ?2",
-            params![merchant.as_str(), key.as_str()],
-            |row| {
-                Ok(Record {
-                    fingerprint: row.get(0)?,
-                    payment_id: row.get(1)?,
-                    lease_owner: row.get(2)?,
-                    lease_until: row.get(3)?,
-                })
-            },
-        )
-        .optional()
-        .map_err(unavailable)
+    query_one(
+        connection,
+        "SELECT fingerprint, payment_id, lease_owner, lease_until
+         FROM idempotency_records WHERE merchant = ?1 AND key = ?2",
+        params![merchant.as_str(), key.as_str()],
+        |row| {
+            Ok(Record {
+                fingerprint: row.get(0)?,
+                payment_id: row.get(1)?,
+                lease_owner: row.get(2)?,
+                lease_until: row.get(3)?,
+            })
+        },
+    )
 }
 
 /// Registers an issued key; an existing record for it is left alone.
@@ -50,18 +47,17 @@ pub fn issue_key(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    connection
-        .execute(
-            "INSERT OR IGNORE INTO idempotency_records (merchant, key, created_at, expires_at)
+    execute(
+        connection,
+        "INSERT OR IGNORE INTO idempotency_records (merchant, key, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4)",
-            params![merchant.as_str(), key.as_str(), now, expires_at],
-        )
-        .map_err(unavailable)?;
+        params![merchant.as_str(), key.as_str(), now, expires_at],
+    )?;
     Ok(())
 }
 
 /// Decides what a request on a key means; see [`ClaimOutcome`].
-pub fn claim(connection: &Connection, claim: Claim) -> Result<ClaimOutcome, StoreError> {
+pub fn claim(connection: &Connection, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
     let record = load_record(connection, &claim.merchant, &claim.key)?;
     let Some(Record {
         fingerprint: Some(recorded),
@@ -92,20 +88,20 @@ pub fn claim(connection: &Connection, claim: Claim) -> Result<ClaimOutcome, Stor
         release_lease(connection, &claim.merchant, &claim.key)?;
         return Ok(ClaimOutcome::Finished(payment));
     }
-    take_lease(connection, &claim)?;
+    take_lease(connection, claim)?;
     Ok(ClaimOutcome::Resumed { payment, took_over })
 }
 
 /// Records the payment and the key's record together, with the lease held.
-fn create(connection: &Connection, claim: Claim) -> Result<ClaimOutcome, StoreError> {
-    let Some(payment) = claim.new_payment else {
+fn create(connection: &Connection, claim: &Claim) -> Result<ClaimOutcome, StoreError> {
+    let Some(payment) = claim.new_payment.clone() else {
         return Ok(ClaimOutcome::Gone);
     };
     let fingerprint = claim.fingerprint.as_ref().map(|f| f.as_str());
     rows::insert(connection, &payment, &claim.key)?;
-    connection
-        .execute(
-            "INSERT INTO idempotency_records
+    execute(
+        connection,
+        "INSERT INTO idempotency_records
                 (merchant, key, fingerprint, payment_id, lease_owner, lease_until,
                  created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -114,18 +110,17 @@ fn create(connection: &Connection, claim: Claim) -> Result<ClaimOutcome, StoreEr
                 lease_owner = excluded.lease_owner, lease_until = excluded.lease_until,
                 expires_at = excluded.expires_at
              WHERE idempotency_records.fingerprint IS NULL",
-            params![
-                claim.merchant.as_str(),
-                claim.key.as_str(),
-                fingerprint,
-                payment.id.as_str(),
-                claim.lease.owner,
-                claim.lease.until_millis,
-                claim.now_millis,
-                claim.expires_at_millis,
-            ],
-        )
-        .map_err(unavailable)?;
+        params![
+            claim.merchant.as_str(),
+            claim.key.as_str(),
+            fingerprint,
+            payment.id.as_str(),
+            claim.lease.owner,
+            claim.lease.until_millis,
+            claim.now_millis,
+            claim.expires_at_millis,
+        ],
+    )?;
     Ok(ClaimOutcome::Created(payment))
 }
 
@@ -136,18 +131,17 @@ fn load_guarded(connection: &Connection, payment_id: Option<&str>) -> Result<Pay
 }
 
 fn take_lease(connection: &Connection, claim: &Claim) -> Result<(), StoreError> {
-    connection
-        .execute(
-            "UPDATE idempotency_records SET lease_owner = ?3, lease_until = ?4
+    execute(
+        connection,
+        "UPDATE idempotency_records SET lease_owner = ?3, lease_until = ?4
              WHERE merchant = ?1 AND key = ?2",
-            params![
-                claim.merchant.as_str(),
-                claim.key.as_str(),
-                claim.lease.owner,
-                claim.lease.until_millis
-            ],
-        )
-        .map_err(unavailable)?;
+        params![
+            claim.merchant.as_str(),
+            claim.key.as_str(),
+            claim.lease.owner,
+            claim.lease.until_millis
+        ],
+    )?;
     Ok(())
 }
 
@@ -156,20 +150,19 @@ fn release_lease(
     merchant: &MerchantId,
     key: &IdempotencyKey,
 ) -> Result<(), StoreError> {
-    connection
-        .execute(
-            "UPDATE idempotency_records SET lease_owner = NULL, lease_until = NULL
+    execute(
+        connection,
+        "UPDATE idempotency_records SET lease_owner = NULL, lease_until = NULL
              WHERE merchant = ?1 AND key = ?2",
-            params![merchant.as_str(), key.as_str()],
-        )
-        .map_err(unavailable)?;
+        params![merchant.as_str(), key.as_str()],
+    )?;
     Ok(())
 }
 
 /// Records what the PSP said and releases the lease, if it is still ours.
 pub fn settle(
     connection: &Connection,
-    settlement: Settlement,
+    settlement: &Settlement,
 ) -> Result<SettleOutcome, StoreError> {
     let record = load_record(connection, &settlement.merchant, &settlement.key)?;
     let mut payment = load_guarded(connection, Some(settlement.payment_id.as_str()))?;

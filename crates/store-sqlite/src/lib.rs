@@ -8,6 +8,7 @@
 //! hears "done" before its write is durable. Reads use their own connections,
 //! which WAL lets run beside the writer.
 
+mod checkpoint;
 mod claims;
 mod readers;
 mod reads;
@@ -22,14 +23,17 @@ use std::path::Path;
 use oncepay_engine::StoreError;
 use rusqlite::Connection;
 
+use crate::checkpoint::Checkpointer;
 use crate::readers::ReaderPool;
 use crate::writer::Writer;
 
 /// The SQLite store; implements `oncepay_engine::DurableStore`.
 #[derive(Debug)]
 pub struct SqliteStore {
+    // Dropped in this order: the writer commits what it holds first.
     writer: Writer,
     readers: ReaderPool,
+    _checkpoints: Checkpointer,
 }
 
 impl SqliteStore {
@@ -42,6 +46,7 @@ impl SqliteStore {
         Ok(Self {
             writer: Writer::start(connection)?,
             readers: ReaderPool::new(path),
+            _checkpoints: Checkpointer::start(path)?,
         })
     }
 }
@@ -49,15 +54,51 @@ impl SqliteStore {
 /// Pragmas every connection of the store uses.
 ///
 /// `synchronous = FULL` makes each commit durable (fsync of the WAL), which
-/// the group commit pays once per batch rather than once per request.
+/// the group commit pays once per batch rather than once per request. The
+/// writer leaves checkpoints to their own thread (`checkpoint.rs`), and a
+/// log that grew during a burst is cut back to 64 MiB once copied.
 fn configure(connection: &Connection) -> Result<(), StoreError> {
     connection
         .pragma_update(None, "journal_mode", "WAL")
         .and_then(|()| connection.pragma_update(None, "synchronous", "FULL"))
         .and_then(|()| connection.pragma_update(None, "foreign_keys", "ON"))
+        .and_then(|()| connection.pragma_update(None, "wal_autocheckpoint", 0))
+        .and_then(|()| connection.pragma_update(None, "journal_size_limit", 64 << 20))
         .and_then(|()| connection.busy_timeout(std::time::Duration::from_secs(5)))
+        .map_err(unavailable)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// Runs one statement through the connection's cache of prepared
+/// statements: parsing SQL costs more than most of these writes themselves.
+pub(crate) fn execute(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
+    connection
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(params))
         .map_err(unavailable)
 }
+
+/// Reads at most one row with a cached prepared statement.
+pub(crate) fn query_one<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>, StoreError> {
+    use rusqlite::OptionalExtension;
+    connection
+        .prepare_cached(sql)
+        .and_then(|mut statement| statement.query_row(params, read).optional())
+        .map_err(unavailable)
+}
+
+/// Statements each connection keeps prepared; more than the store uses.
+const STATEMENT_CACHE: usize = 64;
 
 pub(crate) fn unavailable(error: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())

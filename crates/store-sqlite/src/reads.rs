@@ -2,10 +2,10 @@
 
 use oncepay_domain::{IdempotencyKey, MerchantId, Payment, PaymentId};
 use oncepay_engine::{Cursor, Page, PageQuery, StoreError};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
-use crate::rows::{self, PAYMENT_COLUMNS};
-use crate::unavailable;
+use crate::rows::{self, payment_columns};
+use crate::{execute, query_one, unavailable};
 
 /// One payment of a merchant.
 pub fn payment(
@@ -13,17 +13,19 @@ pub fn payment(
     merchant: &MerchantId,
     id: &PaymentId,
 ) -> Result<Option<Payment>, StoreError> {
-    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1 AND merchant = ?2");
-    let row = connection
-        .query_row(
-            &sql,
-            params![id.as_str(), merchant.as_str()],
-            rows::from_row,
-        )
-        .optional()
-        .map_err(unavailable)?;
-    row.transpose()
-        .map(|stored| stored.map(|stored| stored.payment))
+    let sql = concat!(
+        "SELECT ",
+        payment_columns!(),
+        " FROM payments WHERE id = ?1 AND merchant = ?2"
+    );
+    query_one(
+        connection,
+        sql,
+        params![id.as_str(), merchant.as_str()],
+        rows::from_row,
+    )?
+    .transpose()
+    .map(|stored| stored.map(|stored| stored.payment))
 }
 
 /// A page of the merchant's payments, newest first, strictly after `cursor`.
@@ -33,12 +35,13 @@ pub fn list(
     cursor: Option<Cursor>,
     limit: usize,
 ) -> Result<Page, StoreError> {
-    let sql = format!(
-        "SELECT {PAYMENT_COLUMNS} FROM payments WHERE merchant = ?1 AND seq < ?2
-         ORDER BY seq DESC LIMIT ?3"
+    let sql = concat!(
+        "SELECT ",
+        payment_columns!(),
+        " FROM payments WHERE merchant = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
     );
     let query = PageQuery::new(cursor, limit);
-    let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
+    let mut statement = connection.prepare_cached(sql).map_err(unavailable)?;
     let fetched = statement
         .query_map(
             params![merchant.as_str(), query.before, query.fetch],
@@ -92,9 +95,9 @@ pub fn stalled(
 /// so a client told "pending" a moment ago can still retry safely.
 pub fn reap(connection: &Connection, now: i64, limit: usize) -> Result<u64, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let deleted = connection
-        .execute(
-            "DELETE FROM idempotency_records WHERE rowid IN (
+    let deleted = execute(
+        connection,
+        "DELETE FROM idempotency_records WHERE rowid IN (
                 SELECT r.rowid FROM idempotency_records r
                 LEFT JOIN payments p ON p.id = r.payment_id
                 WHERE r.expires_at <= ?1 AND r.lease_owner IS NULL
@@ -102,8 +105,7 @@ pub fn reap(connection: &Connection, now: i64, limit: usize) -> Result<u64, Stor
                        OR (p.status != 'pending'
                            AND p.updated_at + (r.expires_at - r.created_at) <= ?1))
                 LIMIT ?2)",
-            params![now, limit],
-        )
-        .map_err(unavailable)?;
+        params![now, limit],
+    )?;
     Ok(deleted as u64)
 }

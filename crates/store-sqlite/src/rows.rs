@@ -4,13 +4,19 @@ use oncepay_domain::{
     Amount, Currency, IdempotencyKey, MerchantId, Money, Payment, PaymentId, PaymentStatus, PspKey,
 };
 use oncepay_engine::StoreError;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 
-use crate::unavailable;
+use crate::{execute, query_one};
 
-/// The columns every payment query selects, in the order `from_row` reads.
-pub const PAYMENT_COLUMNS: &str = "seq, id, merchant, amount, currency, status, payment_method, \
-     description, metadata, psp_key, created_at, updated_at, history";
+/// The columns every payment query selects, in the order `from_row` reads;
+/// a macro so that queries can be whole string literals, prepared once.
+macro_rules! payment_columns {
+    () => {
+        "seq, id, merchant, amount, currency, status, payment_method, description, metadata, \
+         psp_key, created_at, updated_at, history"
+    };
+}
+pub(crate) use payment_columns;
 
 /// A payment and its position in the merchant's list.
 pub struct StoredPayment {
@@ -58,12 +64,13 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<Result<StoredPayment, StoreEr
 
 /// Loads a payment by id, whatever its merchant.
 pub fn load(connection: &Connection, id: &str) -> Result<Option<Payment>, StoreError> {
-    let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = ?1");
-    let row = connection
-        .query_row(&sql, [id], from_row)
-        .optional()
-        .map_err(unavailable)?;
-    row.transpose()
+    let sql = concat!(
+        "SELECT ",
+        payment_columns!(),
+        " FROM payments WHERE id = ?1"
+    );
+    query_one(connection, sql, [id], from_row)?
+        .transpose()
         .map(|stored| stored.map(|stored| stored.payment))
 }
 
@@ -73,29 +80,28 @@ pub fn insert(
     payment: &Payment,
     key: &IdempotencyKey,
 ) -> Result<(), StoreError> {
-    connection
-        .execute(
-            "INSERT INTO payments (id, merchant, idempotency_key, amount, currency, status,
+    execute(
+        connection,
+        "INSERT INTO payments (id, merchant, idempotency_key, amount, currency, status,
                 payment_method, description, metadata, psp_key, created_at, updated_at,
                 checked_at, history)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?13)",
-            params![
-                payment.id.as_str(),
-                payment.merchant.as_str(),
-                key.as_str(),
-                payment.money.amount.minor_units(),
-                payment.money.currency.code(),
-                payment.status.as_str(),
-                payment.payment_method,
-                payment.description,
-                to_json(&payment.metadata)?,
-                payment.psp_key.as_str(),
-                payment.created_at_millis,
-                payment.updated_at_millis,
-                to_json(&payment.history)?,
-            ],
-        )
-        .map_err(unavailable)?;
+        params![
+            payment.id.as_str(),
+            payment.merchant.as_str(),
+            key.as_str(),
+            payment.money.amount.minor_units(),
+            payment.money.currency.code(),
+            payment.status.as_str(),
+            payment.payment_method,
+            payment.description,
+            to_json(&payment.metadata)?,
+            payment.psp_key.as_str(),
+            payment.created_at_millis,
+            payment.updated_at_millis,
+            to_json(&payment.history)?,
+        ],
+    )?;
     Ok(())
 }
 
@@ -105,20 +111,19 @@ pub fn update_status(
     payment: &Payment,
     checked_at: Option<i64>,
 ) -> Result<(), StoreError> {
-    connection
-        .execute(
-            "UPDATE payments SET status = ?2, updated_at = ?3, history = ?4,
+    execute(
+        connection,
+        "UPDATE payments SET status = ?2, updated_at = ?3, history = ?4,
                 checked_at = COALESCE(?5, checked_at)
              WHERE id = ?1",
-            params![
-                payment.id.as_str(),
-                payment.status.as_str(),
-                payment.updated_at_millis,
-                to_json(&payment.history)?,
-                checked_at,
-            ],
-        )
-        .map_err(unavailable)?;
+        params![
+            payment.id.as_str(),
+            payment.status.as_str(),
+            payment.updated_at_millis,
+            to_json(&payment.history)?,
+            checked_at,
+        ],
+    )?;
     Ok(())
 }
 

@@ -3,10 +3,9 @@
 use oncepay_domain::payment::Transition;
 use oncepay_domain::{PaymentId, PaymentStatus};
 use oncepay_engine::{RecordedUpdate, StoreError, UpdateOutcome};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
-use crate::rows;
-use crate::unavailable;
+use crate::{execute, query_one, rows};
 
 /// Applies the update, or answers a repeated event as its first delivery.
 pub fn apply(
@@ -33,13 +32,12 @@ pub fn apply(
         }
         Err(_) => (UpdateOutcome::Conflict(payment), RecordedUpdate::Conflict),
     };
-    connection
-        .execute(
-            "INSERT INTO status_events (payment_id, event_id, outcome, received_at)
+    execute(
+        connection,
+        "INSERT INTO status_events (payment_id, event_id, outcome, received_at)
              VALUES (?1, ?2, ?3, ?4)",
-            params![payment_id.as_str(), event_id, recorded.as_str(), now],
-        )
-        .map_err(unavailable)?;
+        params![payment_id.as_str(), event_id, recorded.as_str(), now],
+    )?;
     Ok(outcome)
 }
 
@@ -48,14 +46,12 @@ fn recorded(
     payment_id: &PaymentId,
     event_id: &str,
 ) -> Result<Option<RecordedUpdate>, StoreError> {
-    let label: Option<String> = connection
-        .query_row(
-            "SELECT outcome FROM status_events WHERE payment_id = ?1 AND event_id = ?2",
-            params![payment_id.as_str(), event_id],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(unavailable)?;
+    let label: Option<String> = query_one(
+        connection,
+        "SELECT outcome FROM status_events WHERE payment_id = ?1 AND event_id = ?2",
+        params![payment_id.as_str(), event_id],
+        |row| row.get(0),
+    )?;
     label
         .map(|label| {
             RecordedUpdate::parse(&label)

@@ -30,12 +30,12 @@ impl DurableStore for SqliteStore {
     }
 
     async fn claim(&self, claim: Claim) -> Result<ClaimOutcome, StoreError> {
-        self.writer.write(move |c| claims::claim(c, claim)).await
+        self.writer.write(move |c| claims::claim(c, &claim)).await
     }
 
     async fn settle(&self, settlement: Settlement) -> Result<SettleOutcome, StoreError> {
         self.writer
-            .write(move |c| claims::settle(c, settlement))
+            .write(move |c| claims::settle(c, &settlement))
             .await
     }
 
