@@ -18,6 +18,12 @@ use tracing::error;
 use crate::app::Application;
 use crate::config::{Flags, Settings};
 
+/// mimalloc rather than the system allocator: a request allocates and frees
+/// many small buffers across threads, where glibc's malloc spent a sixth of
+/// the CPU of a replay (perf, docs/benchmarks.md) and kept arenas per thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = Flags::parse();
