@@ -59,7 +59,8 @@ pub fn rfc3339(millis: i64) -> String {
     ] {
         text[at] = separator;
     }
-    String::from_utf8_lossy(&text).into_owned()
+    // Digits and separators only: always ASCII.
+    std::str::from_utf8(&text).map_or_else(|_| String::new(), str::to_owned)
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ impl FromRequestParts<AppState> for AuthenticatedMerchant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let merchant = match state.auth.as_ref() {
+        let merchant = match &state.auth {
             Auth::DevMode => MerchantId::default_merchant(),
             Auth::ApiKeys(keys) => {
                 let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;

@@ -30,7 +30,7 @@ use crate::error::ProblemReport;
 use crate::state::AppState;
 
 /// The route label of requests that matched no route.
-const UNMATCHED: &str = "unmatched";
+pub(crate) const UNMATCHED: &str = "unmatched";
 
 /// Wraps every route of `router` in the request layers, innermost first.
 pub fn around_requests(
@@ -117,8 +117,8 @@ async fn count_request(
     request: Request,
     next: Next,
 ) -> axum::response::Response {
-    let route = route_of(&request).to_owned();
+    let route = crate::route_label(route_of(&request));
     let response = next.run(request).await;
-    metrics.record_request(&route, response.status().as_u16());
+    metrics.record_request(route, response.status().as_u16());
     response
 }

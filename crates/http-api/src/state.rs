@@ -1,5 +1,6 @@
 //! What every handler shares: the engine and the API's own settings.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use oncepay_engine::Engine;
@@ -7,15 +8,19 @@ use secrecy::SecretString;
 
 use crate::auth::Auth;
 
-/// Shared, cheaply cloned state of the router.
+/// Shared state of the router, cloned into every request: one `Arc`, so a
+/// clone is a single reference count however many settings it holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
     /// The idempotency engine.
     pub engine: Arc<Engine>,
     /// How merchants are recognised.
-    pub auth: Arc<Auth>,
+    pub auth: Auth,
     /// The key of `Oncepay-Signature`; status updates are refused without it.
-    pub webhook_secret: Option<Arc<SecretString>>,
+    pub webhook_secret: Option<SecretString>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
 }
@@ -28,11 +33,19 @@ impl AppState {
         webhook_secret: Option<SecretString>,
         max_body_bytes: usize,
     ) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             engine,
-            auth: Arc::new(auth),
-            webhook_secret: webhook_secret.map(Arc::new),
+            auth,
+            webhook_secret,
             max_body_bytes,
-        }
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }

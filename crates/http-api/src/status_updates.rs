@@ -79,7 +79,7 @@ pub async fn update_payment_status(
 ) -> Result<Response, ApiError> {
     let secret = state
         .webhook_secret
-        .as_deref()
+        .as_ref()
         .ok_or(ApiError::StatusUpdatesDisabled)?;
     let signature = headers
         .get(ONCEPAY_SIGNATURE)
