@@ -1,11 +1,15 @@
 //! WAL checkpoints on their own thread, off the writer's path.
 //!
 //! SQLite normally copies the write-ahead log back into the database file
-//! from inside a commit, which would stall every caller waiting on the group
-//! writer. Here the writer never checkpoints; this thread does, often, with
-//! its own connection and in PASSIVE mode, which never waits for the writer
-//! or a reader. Once everything is copied, the writer's next transaction
-//! starts the log from its beginning again, so the file stays small.
+//! from inside a commit, which stalls every caller waiting on the group
+//! writer. This thread does most of that copying instead, often, with its own
+//! connection and in PASSIVE mode, which never waits for the writer or a
+//! reader. Under steady writes it can never finish, though: new frames keep
+//! arriving while it copies, and the log only starts over after a checkpoint
+//! that found nothing left to copy. So the writer still checkpoints once the
+//! log passes `WRITER_CHECKPOINT_FRAMES` (lib.rs), between two groups, where
+//! it finishes quickly because this thread has already copied nearly all of
+//! it.
 
 use std::path::Path;
 use std::sync::mpsc;
