@@ -1,8 +1,9 @@
 //! The simulator's ledger: one entry per PSP key, so a key is charged once.
 //!
-//! In memory by default; in a SQLite file when the ledger must outlive the
-//! process (tests that kill oncepay mid-payment count charges across the
-//! restart by reading that file).
+//! In memory by default, holding only the most recent keys so that a long
+//! run does not grow the process (see [`RecentKeys`]); in a SQLite file,
+//! complete, when the ledger must outlive the process or be counted (tests
+//! that kill oncepay mid-payment read that file).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,15 +33,48 @@ pub enum Booking {
     Existing(ProviderOutcome),
 }
 
+/// Keys remembered by the in-memory ledger in each of its two generations.
+const GENERATION: usize = 50_000;
+
+/// The in-memory ledger: the last 50 000 to 100 000 keys booked.
+///
+/// Keys go into the current generation; when it is full, it becomes the
+/// previous one and the generation before is forgotten. A re-drive comes
+/// within seconds or minutes of its payment, so recent keys are the ones
+/// that matter; a key older than that would be booked again, which is why
+/// anything that counts charges uses the file ledger. Unbounded, this map
+/// took 300 MiB in a 4-minute soak.
+#[derive(Debug, Default)]
+pub struct RecentKeys {
+    current: HashMap<String, ProviderOutcome>,
+    previous: HashMap<String, ProviderOutcome>,
+}
+
+impl RecentKeys {
+    fn get(&self, key: &str) -> Option<ProviderOutcome> {
+        self.current
+            .get(key)
+            .or_else(|| self.previous.get(key))
+            .copied()
+    }
+
+    fn insert(&mut self, key: String, outcome: ProviderOutcome) {
+        if self.current.len() >= GENERATION {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, outcome);
+    }
+}
+
 #[derive(Debug)]
 pub enum Ledger {
-    Memory(Mutex<HashMap<String, ProviderOutcome>>),
+    Memory(Mutex<RecentKeys>),
     File(Mutex<Connection>),
 }
 
 impl Ledger {
     pub fn in_memory() -> Self {
-        Self::Memory(Mutex::new(HashMap::new()))
+        Self::Memory(Mutex::new(RecentKeys::default()))
     }
 
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
@@ -71,11 +105,11 @@ impl Ledger {
                 let mut map = map
                     .lock()
                     .map_err(|_| LedgerError("ledger lock poisoned".into()))?;
-                let key = request.psp_key.as_str().to_owned();
-                Ok(match map.get(&key) {
-                    Some(existing) => Booking::Existing(*existing),
+                let key = request.psp_key.as_str();
+                Ok(match map.get(key) {
+                    Some(existing) => Booking::Existing(existing),
                     None => {
-                        map.insert(key, outcome);
+                        map.insert(key.to_owned(), outcome);
                         Booking::New(outcome)
                     }
                 })
@@ -128,5 +162,28 @@ fn parse_outcome(label: &str) -> Result<ProviderOutcome, LedgerError> {
         other => Err(LedgerError(format!(
             "unknown outcome {other:?} in the ledger"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_ledger_keeps_recent_keys_and_stays_bounded() {
+        let mut keys = RecentKeys::default();
+        for n in 0..GENERATION * 5 {
+            keys.insert(format!("psp_{n}"), ProviderOutcome::Succeeded);
+        }
+        let held = keys.current.len() + keys.previous.len();
+        assert!(held <= 2 * GENERATION, "{held} keys held");
+        let newest = format!("psp_{}", GENERATION * 5 - 1);
+        let a_generation_ago = format!("psp_{}", GENERATION * 4 - 1);
+        assert_eq!(keys.get(&newest), Some(ProviderOutcome::Succeeded));
+        assert_eq!(
+            keys.get(&a_generation_ago),
+            Some(ProviderOutcome::Succeeded)
+        );
+        assert_eq!(keys.get("psp_0"), None);
     }
 }
