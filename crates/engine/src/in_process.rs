@@ -12,10 +12,10 @@ use crate::check::{CheckError, FastBegin, FastCheck, KeyScope};
 
 const SHARDS: usize = 32;
 
-/// Most answers kept per shard (16 384 in all, about 1 KiB each); a new
+/// Most answers kept per shard (8 192 in all, about 1 KiB each); a new
 /// answer that finds its shard full pushes an older one out (the store still
 /// answers it), so memory stays bounded under any key churn.
-const MAX_ENTRIES_PER_SHARD: usize = 512;
+const MAX_ENTRIES_PER_SHARD: usize = 256;
 
 /// Largest payment cached, by the bytes of its free-form fields. Bigger ones
 /// (long descriptions, full metadata) are answered by the store, so the cache

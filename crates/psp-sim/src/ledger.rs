@@ -34,9 +34,9 @@ pub enum Booking {
 }
 
 /// Keys remembered by the in-memory ledger in each of its two generations.
-const GENERATION: usize = 50_000;
+const GENERATION: usize = 25_000;
 
-/// The in-memory ledger: the last 50 000 to 100 000 keys booked.
+/// The in-memory ledger: the last 25 000 to 50 000 keys booked.
 ///
 /// Keys go into the current generation; when it is full, it becomes the
 /// previous one and the generation before is forgotten. A re-drive comes
