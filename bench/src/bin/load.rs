@@ -156,6 +156,7 @@ async fn main() {
             .expect("the first request is answered");
     }
     let seconds = if storm { 0.0 } else { args.seconds };
+    let ready = Arc::new(tokio::sync::Barrier::new(args.connections));
     // A storm sends one request per connection, all at once.
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
@@ -164,7 +165,8 @@ async fn main() {
             let (args, next, counters) =
                 (Arc::clone(&args), Arc::clone(&next), Arc::clone(&counters));
             if storm {
-                tokio::spawn(async move { storm_one(args, run, counters).await })
+                let ready = Arc::clone(&ready);
+                tokio::spawn(async move { storm_one(args, run, counters, ready).await })
             } else {
                 tokio::spawn(drive(args, run, next, counters, until))
             }
@@ -192,10 +194,19 @@ async fn main() {
     println!("{result}");
 }
 
-/// One request of a storm, on its own connection, sent as soon as connected.
-async fn storm_one(args: Arc<Args>, run: u64, counters: Arc<Counters>) -> Histogram<u64> {
+/// One request of a storm, on its own connection. Every connection is open
+/// before any request leaves (`ready`), so the figure is the server's answer
+/// to 1000 simultaneous duplicates, not the kernel's accept queue.
+async fn storm_one(
+    args: Arc<Args>,
+    run: u64,
+    counters: Arc<Counters>,
+    ready: Arc<tokio::sync::Barrier>,
+) -> Histogram<u64> {
     let mut histogram = Histogram::<u64>::new(3).expect("a histogram");
-    let Ok(mut sender) = connect(&args.addr).await else {
+    let connected = connect(&args.addr).await;
+    ready.wait().await;
+    let Ok(mut sender) = connected else {
         counters.errors.fetch_add(1, Ordering::Relaxed);
         return histogram;
     };

@@ -22,7 +22,7 @@ use oncepay_store_mongo::MongoStore;
 use oncepay_store_postgres::PostgresStore;
 use oncepay_store_sqlite::SqliteStore;
 use secrecy::ExposeSecret;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -58,9 +58,8 @@ impl Application {
             Arc::new(Metrics::default()),
             engine_config(&settings),
         ));
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .with_context(|| format!("bind {}", settings.listen))?;
+        let listener =
+            listen(settings.listen).with_context(|| format!("bind {}", settings.listen))?;
         Ok(Self {
             listener,
             engine,
@@ -178,4 +177,21 @@ fn app_state(settings: &Settings, engine: Arc<Engine>) -> AppState {
         settings.webhook_secret.clone(),
         settings.max_body_bytes,
     )
+}
+
+/// Connections the kernel may hold for us before we accept them. tokio's
+/// default (1024) overflowed when 1000 clients retried at once: the dropped
+/// handshakes came back only after TCP's 200 ms retransmission timeout. The
+/// kernel caps this at `net.core.somaxconn`.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
