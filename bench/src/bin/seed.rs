@@ -18,7 +18,7 @@
 //! been running for hours. Idempotency keys are random UUIDs, as most
 //! clients send, so they land all over the (merchant, key) index.
 //!
-//! Prints progress on stderr and one JSON line on stdout:
+//! Prints progress on stderr, at every tenth, and one JSON line on stdout:
 //! `{"records": N, "seconds": S, "file_mib": M}`.
 
 use std::collections::BTreeMap;
@@ -258,8 +258,9 @@ fn insert_payments(
 }
 
 /// Inserts the records in key order: random keys, sorted, touch the
-/// (merchant, key) index page after page rather than all over it. Ten
-/// million records took 207 s this way against 234 s in creation order.
+/// (merchant, key) index page after page rather than all over it. Compared
+/// once on the project's 2-core VM, ten million records took 207 s this way
+/// against 234 s in creation order.
 fn insert_records(
     transaction: &Transaction<'_>,
     merchant: &str,
