@@ -1,6 +1,9 @@
 //! Micro-benchmarks of the pieces every payment request goes through: key
 //! parsing, request parsing and fingerprinting, and one durable claim plus
-//! settlement on the SQLite store (with durable, group-committed writes).
+//! settlement per store: SQLite always (a temporary file, durable
+//! group-committed writes); PostgreSQL when `BENCH_POSTGRES_URL` names a
+//! database to write into, MongoDB when `BENCH_MONGODB_URL` does (each run
+//! writes fresh keys there; unset, that store is skipped and says so).
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,6 +15,8 @@ use oncepay_domain::{
     IdempotencyKey, MerchantId, Payment, PaymentRequest, PaymentStatus, RequestFingerprint,
 };
 use oncepay_engine::{Claim, ClaimOutcome, DurableStore, Lease, Settlement};
+use oncepay_store_mongo::MongoStore;
+use oncepay_store_postgres::PostgresStore;
 use oncepay_store_sqlite::SqliteStore;
 
 const BODY: &str = r#"{"amount": 2500, "currency": "EUR", "payment_method": "pm_card_ok",
@@ -49,9 +54,9 @@ fn new_payment(now: i64) -> Payment {
 }
 
 /// One first execution's store work: claim a fresh key, then settle it.
-async fn claim_and_settle(store: &SqliteStore, n: u64) {
+async fn claim_and_settle(store: &dyn DurableStore, run: u64, n: u64) {
     let now = 1_700_000_000_000;
-    let key = IdempotencyKey::parse(format!("bench-{n}").as_bytes()).unwrap();
+    let key = IdempotencyKey::parse(format!("bench-{run}-{n}").as_bytes()).unwrap();
     let claim = Claim {
         merchant: MerchantId::default_merchant(),
         key: key.clone(),
@@ -78,26 +83,34 @@ async fn claim_and_settle(store: &SqliteStore, n: u64) {
     store.settle(settlement).await.unwrap();
 }
 
-fn sqlite_claims(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+/// Claims and settlements on `store`, alone and 64 at a time.
+fn claims_on(
+    c: &mut Criterion,
+    name: &str,
+    runtime: &tokio::runtime::Runtime,
+    store: Arc<dyn DurableStore>,
+) {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let next = Arc::new(AtomicU64::new(0));
-    let mut group = c.benchmark_group("sqlite claim+settle");
+    let mut group = c.benchmark_group(format!("{name} claim+settle"));
     for concurrency in [1u64, 64] {
         group.throughput(Throughput::Elements(concurrency));
         group.bench_with_input(
             BenchmarkId::from_parameter(concurrency),
             &concurrency,
             |b, &n| {
-                b.to_async(&runtime).iter(|| {
+                b.to_async(runtime).iter(|| {
                     let (store, next) = (Arc::clone(&store), Arc::clone(&next));
                     async move {
                         let tasks: Vec<_> = (0..n)
                             .map(|_| {
                                 let (store, id) =
                                     (Arc::clone(&store), next.fetch_add(1, Ordering::Relaxed));
-                                tokio::spawn(async move { claim_and_settle(&store, id).await })
+                                tokio::spawn(
+                                    async move { claim_and_settle(&*store, run, id).await },
+                                )
                             })
                             .collect();
                         for task in tasks {
@@ -111,5 +124,31 @@ fn sqlite_claims(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, key_parsing, request_parsing, sqlite_claims);
+fn store_claims(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).unwrap());
+    claims_on(c, "sqlite", &runtime, sqlite);
+
+    match std::env::var("BENCH_POSTGRES_URL") {
+        Ok(url) => {
+            let store = runtime.block_on(PostgresStore::connect(&url, 16)).unwrap();
+            claims_on(c, "postgres", &runtime, Arc::new(store));
+        }
+        Err(_) => eprintln!(
+            "postgres claim+settle skipped: set BENCH_POSTGRES_URL to a database to write into"
+        ),
+    }
+    match std::env::var("BENCH_MONGODB_URL") {
+        Ok(url) => {
+            let store = runtime.block_on(MongoStore::open(&url, 16)).unwrap();
+            claims_on(c, "mongodb", &runtime, Arc::new(store));
+        }
+        Err(_) => eprintln!(
+            "mongodb claim+settle skipped: set BENCH_MONGODB_URL to a database to write into"
+        ),
+    }
+}
+
+criterion_group!(benches, key_parsing, request_parsing, store_claims);
 criterion_main!(benches);
