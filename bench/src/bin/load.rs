@@ -118,17 +118,12 @@ async fn drive(
     while Instant::now() < until {
         let n = next.fetch_add(1, Ordering::Relaxed);
         let (key, body) = request_for(&args, run, n);
-        let started = Instant::now();
-        let status = send(&mut sender, &args.addr, &key, body).await;
-        let _ = histogram.record(started.elapsed().as_micros() as u64);
-        counters.sent.fetch_add(1, Ordering::Relaxed);
-        if !status.is_some_and(|s| expected(&args.scenario, s)) {
-            counters.errors.fetch_add(1, Ordering::Relaxed);
-            if status.is_none() {
-                match connect(&args.addr).await {
-                    Ok(fresh) => sender = fresh,
-                    Err(_) => break,
-                }
+        let status = measured_send(&mut sender, &args, &key, body, &counters, &mut histogram).await;
+        // No status at all: the connection broke; open another.
+        if status.is_none() {
+            match connect(&args.addr).await {
+                Ok(fresh) => sender = fresh,
+                Err(_) => break,
             }
         }
     }
@@ -211,12 +206,26 @@ async fn storm_one(
         return histogram;
     };
     let (key, body) = request_for(&args, run, 0);
+    measured_send(&mut sender, &args, &key, body, &counters, &mut histogram).await;
+    histogram
+}
+
+/// Sends one request, records its latency, and counts it (and counts it as
+/// an error unless the scenario expects its status); returns the status.
+async fn measured_send(
+    sender: &mut Sender,
+    args: &Args,
+    key: &str,
+    body: Bytes,
+    counters: &Counters,
+    histogram: &mut Histogram<u64>,
+) -> Option<u16> {
     let started = Instant::now();
-    let status = send(&mut sender, &args.addr, &key, body).await;
+    let status = send(sender, &args.addr, key, body).await;
     let _ = histogram.record(started.elapsed().as_micros() as u64);
     counters.sent.fetch_add(1, Ordering::Relaxed);
     if !status.is_some_and(|s| expected(&args.scenario, s)) {
         counters.errors.fetch_add(1, Ordering::Relaxed);
     }
-    histogram
+    status
 }

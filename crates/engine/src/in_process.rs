@@ -83,16 +83,13 @@ impl InProcessCheck {
     }
 
     /// Stores an answer in place of the key's in-flight mark. A full shard
-    /// first drops its expired entries, then, if still full, one answer
-    /// picked arbitrarily: retries come soon after their request, so the
-    /// newest answers are the ones worth keeping.
+    /// first drops one answer picked arbitrarily: retries come soon after
+    /// their request, so the newest answers are the ones worth keeping.
+    /// (Expired entries go in `purge_expired`, not here on the hot path.)
     fn put(&self, scope: &KeyScope, entry: Entry, ttl_millis: u64) {
         let now = Instant::now();
         let mut shard = self.shard(scope);
         shard.remove(scope);
-        if shard.len() >= MAX_ENTRIES_PER_SHARD {
-            shard.retain(|_, slot| slot.expires > now);
-        }
         if shard.len() >= MAX_ENTRIES_PER_SHARD {
             let victim = shard
                 .iter()
