@@ -1,12 +1,14 @@
 //! The embedded SQLite durable store: one file, WAL mode, nothing to install.
 //!
 //! All writes go through one writer thread that commits them in groups: it
-//! takes every write waiting in its queue, runs each inside its own savepoint
-//! of one transaction, commits once (one fsync for the group) and only then
-//! answers the callers. SQLite allows one writer at a time anyway; batching
-//! turns that into throughput instead of lock contention, and a caller never
-//! hears "done" before its write is durable. Reads use their own connections,
-//! which WAL lets run beside the writer.
+//! takes every write waiting in its queue, runs them in one transaction and
+//! commits once. A second thread flushes the log to disk behind it (one
+//! fsync for every group committed meanwhile) and only then answers the
+//! callers, so a caller never hears "done" before its write is durable, and
+//! the writer never waits for the disk (see `writer.rs`). SQLite allows one
+//! writer at a time anyway; batching turns that into throughput instead of
+//! lock contention. Reads use their own connections, which WAL lets run
+//! beside the writer.
 
 mod checkpoint;
 mod claims;
@@ -43,9 +45,10 @@ impl SqliteStore {
         let connection = Connection::open(path).map_err(unavailable)?;
         configure(&connection)?;
         schema::migrate(&connection)?;
+        let writer = Writer::start(connection)?;
         Ok(Self {
-            writer: Writer::start(connection)?,
-            readers: ReaderPool::new(path),
+            readers: ReaderPool::new(path, writer.horizon()),
+            writer,
             _checkpoints: Checkpointer::start(path)?,
         })
     }
@@ -53,14 +56,17 @@ impl SqliteStore {
 
 /// Pragmas every connection of the store uses.
 ///
-/// `synchronous = FULL` makes each commit durable (fsync of the WAL), which
-/// the group commit pays once per batch rather than once per request. The
+/// `synchronous = NORMAL`: a commit writes the log but does not wait for the
+/// disk; the writer's flush thread does, before any caller is answered, so
+/// every confirmed write is as durable as with `FULL`, and one fsync serves
+/// all the groups committed while the previous one ran. Checkpoints still
+/// flush the log before copying it into the database file. The
 /// writer leaves most checkpoint work to its own thread (`checkpoint.rs`),
 /// and a log that grew during a burst is cut back to 64 MiB once copied.
 fn configure(connection: &Connection) -> Result<(), StoreError> {
     connection
         .pragma_update(None, "journal_mode", "WAL")
-        .and_then(|()| connection.pragma_update(None, "synchronous", "FULL"))
+        .and_then(|()| connection.pragma_update(None, "synchronous", "NORMAL"))
         .and_then(|()| connection.pragma_update(None, "foreign_keys", "ON"))
         .and_then(|()| {
             connection.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_FRAMES)

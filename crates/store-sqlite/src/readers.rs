@@ -1,12 +1,13 @@
 //! Read-only connections, reused across requests.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use oncepay_engine::StoreError;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::unavailable;
+use crate::writer::Horizon;
 
 /// Most idle connections kept.
 const MAX_IDLE: usize = 8;
@@ -16,13 +17,17 @@ const MAX_IDLE: usize = 8;
 pub struct ReaderPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// The writer's progress: a read is answered only once what it saw is
+    /// on disk.
+    horizon: Arc<Horizon>,
 }
 
 impl ReaderPool {
-    pub fn new(path: &Path) -> Self {
+    pub fn new(path: &Path, horizon: Arc<Horizon>) -> Self {
         Self {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
+            horizon,
         }
     }
 
@@ -43,6 +48,7 @@ impl ReaderPool {
         .await
         .map_err(|error| StoreError::Unavailable(format!("read task failed: {error}")))?;
         self.give_back(connection);
+        self.horizon.settle_read().await?;
         result
     }
 

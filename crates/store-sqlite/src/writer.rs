@@ -1,13 +1,29 @@
-//! The writer thread and its group commit.
+//! The writer thread, its group commit, and the thread that makes each group
+//! durable before anyone hears of it.
+//!
+//! SQLite runs with `synchronous = NORMAL`: a commit appends its frames to
+//! the write-ahead log and returns without waiting for the disk. The writer
+//! hands each committed group to the flush thread, which flushes the log
+//! file (`fdatasync`) and only then answers the group's callers. While the
+//! disk works, the writer already runs and commits the next group, so the
+//! statements of one group overlap the flush of the one before. The log is
+//! appended in commit order, so a flush makes every commit before it
+//! durable. A caller hears "done" only once its write would survive a power
+//! cut, and readers wait for the same (see [`Horizon`]).
 
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc as std_mpsc};
 use std::thread;
 
 use oncepay_engine::StoreError;
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::error;
 
-use crate::execute;
+use crate::{execute, unavailable};
 
 /// Most writes committed together.
 const MAX_GROUP: usize = 512;
@@ -51,46 +67,186 @@ where
     }
 }
 
-/// Handle to the writer thread. Dropping it lets the thread drain its queue,
-/// commit and exit.
-#[derive(Debug)]
-pub struct Writer {
-    queue: Option<mpsc::UnboundedSender<Box<dyn WriteJob>>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for Writer {
-    /// Closes the queue and waits for the thread to commit what it holds and
-    /// close the connection, so a shutdown leaves a clean file.
-    fn drop(&mut self) {
-        drop(self.queue.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 impl std::fmt::Debug for dyn WriteJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WriteJob")
     }
 }
 
+/// How far the writer has got: commits numbered in order, the last one
+/// readers may see, and the last one on disk.
+///
+/// A reader can see a commit the moment SQLite publishes it, a flush before
+/// it is durable. So a read that saw commit `n` is answered only once `n` is
+/// durable (see [`Horizon::settle_read`]); otherwise a client could be shown a
+/// payment that a power cut then takes back.
+#[derive(Debug)]
+pub struct Horizon {
+    /// Number of the last group whose commit has started.
+    visible: AtomicU64,
+    /// Number of the last group known durable; `u64::MAX` once a flush failed.
+    durable: watch::Sender<u64>,
+    /// A flush failed: what SQLite committed since may not be on disk, and
+    /// a later flush that reports success does not prove it is (the kernel
+    /// may have dropped the failed pages). Writes stop until a restart.
+    failed: AtomicBool,
+}
+
+impl Default for Horizon {
+    fn default() -> Self {
+        Self {
+            visible: AtomicU64::new(0),
+            durable: watch::Sender::new(0),
+            failed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Horizon {
+    /// Numbers the next group; called before its commit can be seen.
+    fn next_group(&self) -> u64 {
+        self.visible.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn made_durable(&self, group: u64) {
+        self.durable.send_if_modified(|durable| {
+            let advanced = *durable < group;
+            if advanced {
+                *durable = group;
+            }
+            advanced
+        });
+    }
+
+    fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.durable.send_replace(u64::MAX);
+    }
+
+    fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Waits, after a read, until every commit the read may have seen is
+    /// durable. Almost always returns at once: a flush takes a fraction of a
+    /// millisecond.
+    pub async fn settle_read(&self) -> Result<(), StoreError> {
+        let seen = self.visible.load(Ordering::SeqCst);
+        let mut durable = self.durable.subscribe();
+        // An error means the writer is gone, and with it anything unflushed.
+        let _ = durable.wait_for(|durable| *durable >= seen).await;
+        if self.has_failed() {
+            return Err(flush_failed());
+        }
+        Ok(())
+    }
+}
+
+fn flush_failed() -> StoreError {
+    StoreError::Unavailable(
+        "the SQLite log could not be flushed to disk; writes are refused until oncepay restarts"
+            .to_owned(),
+    )
+}
+
+/// Flushes the write-ahead log to disk.
+type Flush = Box<dyn FnMut() -> io::Result<()> + Send>;
+
+/// The log file of the writer's database, opened for flushing. SQLite
+/// creates it when the database is first read in WAL mode and keeps it
+/// while any connection is open, so this handle stays on the same file.
+fn log_flush(connection: &Connection) -> Result<Flush, StoreError> {
+    let database = connection
+        .path()
+        .filter(|path| !path.is_empty())
+        .ok_or_else(|| StoreError::Unavailable("the SQLite store needs a file".to_owned()))?;
+    let log = PathBuf::from(format!("{database}-wal"));
+    // Reading the schema makes SQLite open (and create) the log.
+    connection
+        .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(unavailable)?;
+    let file = File::open(&log).map_err(|error| {
+        StoreError::Unavailable(format!(
+            "cannot open the SQLite log {}: {error}",
+            log.display()
+        ))
+    })?;
+    Ok(Box::new(move || file.sync_data()))
+}
+
+/// A committed (or rolled back) group on its way to the flush thread.
+struct Committed {
+    number: u64,
+    group: Vec<Box<dyn WriteJob>>,
+    outcome: Result<(), StoreError>,
+}
+
+/// Handle to the writer and flush threads. Dropping it lets the writer drain
+/// its queue and commit, and the flush thread flush and answer, then waits
+/// for both.
+#[derive(Debug)]
+pub struct Writer {
+    queue: Option<mpsc::UnboundedSender<Box<dyn WriteJob>>>,
+    threads: Vec<thread::JoinHandle<()>>,
+    horizon: Arc<Horizon>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        // The writer first: its end closes the flush thread's queue.
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Writer {
-    /// Starts the thread that owns the write connection.
+    /// Starts the threads that own the write connection and flush its log.
     pub fn start(connection: Connection) -> Result<Self, StoreError> {
+        let flush = log_flush(&connection)?;
+        Self::start_with(connection, flush)
+    }
+
+    fn start_with(connection: Connection, flush: Flush) -> Result<Self, StoreError> {
+        let horizon = Arc::new(Horizon::default());
         let (queue, jobs) = mpsc::unbounded_channel();
-        let thread = thread::Builder::new()
-            .name("sqlite-writer".to_owned())
-            .spawn(move || run(connection, jobs))
-            .map_err(|error| StoreError::Unavailable(format!("cannot start writer: {error}")))?;
+        // A rendezvous: the writer hands over its next group only when the flush
+        // thread has finished the previous flush, so while the disk works the
+        // writer commits one group and new writes queue up for the one after.
+        // Unbounded, the writer would commit many tiny groups, each writing
+        // its own copy of the same few pages to the log.
+        let (committed, to_flush) = std_mpsc::sync_channel(0);
+        let cannot_start =
+            |error: io::Error| StoreError::Unavailable(format!("cannot start writer: {error}"));
+        let flusher = {
+            let horizon = Arc::clone(&horizon);
+            thread::Builder::new()
+                .name("sqlite-flush".to_owned())
+                .spawn(move || flush_groups(flush, &to_flush, &horizon))
+                .map_err(cannot_start)?
+        };
+        let writer = {
+            let horizon = Arc::clone(&horizon);
+            thread::Builder::new()
+                .name("sqlite-writer".to_owned())
+                .spawn(move || write_groups(&connection, jobs, &committed, &horizon))
+                .map_err(cannot_start)?
+        };
         Ok(Self {
             queue: Some(queue),
-            thread: Some(thread),
+            threads: vec![writer, flusher],
+            horizon,
         })
     }
 
-    /// Runs `work` in the next group and returns its result after commit.
+    /// The writer's progress, for readers to wait on.
+    pub fn horizon(&self) -> Arc<Horizon> {
+        Arc::clone(&self.horizon)
+    }
+
+    /// Runs `work` in the next group and returns its result once the group
+    /// is committed and on disk.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -113,7 +269,12 @@ impl Writer {
     }
 }
 
-fn run(connection: Connection, mut jobs: mpsc::UnboundedReceiver<Box<dyn WriteJob>>) {
+fn write_groups(
+    connection: &Connection,
+    mut jobs: mpsc::UnboundedReceiver<Box<dyn WriteJob>>,
+    committed: &std_mpsc::SyncSender<Committed>,
+    horizon: &Horizon,
+) {
     while let Some(first) = jobs.blocking_recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -122,19 +283,66 @@ fn run(connection: Connection, mut jobs: mpsc::UnboundedReceiver<Box<dyn WriteJo
                 Err(_) => break,
             }
         }
-        commit_group(&connection, group);
+        if horizon.has_failed() {
+            for job in group {
+                job.finish(Err(flush_failed()));
+            }
+            continue;
+        }
+        let number = horizon.next_group();
+        let outcome = commit_group(connection, &mut group);
+        let committed = committed.send(Committed {
+            number,
+            group,
+            outcome,
+        });
+        if committed.is_err() {
+            // The flush thread is gone; dropping the group tells its callers
+            // their writes were not confirmed.
+            error!("the SQLite flush thread has stopped; writes are not confirmed");
+        }
     }
 }
 
-fn commit_group(connection: &Connection, mut group: Vec<Box<dyn WriteJob>>) {
-    let outcome = run_group(connection, &mut group);
+/// Flushes the log once for every group committed since the last flush,
+/// then answers their callers.
+fn flush_groups(mut flush: Flush, committed: &std_mpsc::Receiver<Committed>, horizon: &Horizon) {
+    while let Ok(first) = committed.recv() {
+        let mut groups = vec![first];
+        groups.extend(committed.try_iter());
+        let flushed = if horizon.has_failed() {
+            Err(flush_failed())
+        } else {
+            flush().map_err(|error| {
+                error!(%error, "flushing the SQLite log failed; refusing writes until restart");
+                horizon.fail();
+                flush_failed()
+            })
+        };
+        if flushed.is_ok()
+            && let Some(last) = groups.last()
+        {
+            horizon.made_durable(last.number);
+        }
+        for Committed { group, outcome, .. } in groups {
+            let outcome = flushed.clone().and(outcome);
+            for job in group {
+                job.finish(outcome.clone());
+            }
+        }
+    }
+}
+
+fn commit_group(
+    connection: &Connection,
+    group: &mut [Box<dyn WriteJob>],
+) -> Result<(), StoreError> {
+    let outcome = run_group(connection, group);
     if let Err(failure) = &outcome {
         error!(error = %failure, writes = group.len(), "group commit failed, rolled back");
         let _ = connection.execute_batch("ROLLBACK");
     }
-    for job in group {
-        job.finish(outcome.clone());
-    }
+    outcome
 }
 
 /// Runs the group's writes in one transaction and commits it.
@@ -169,6 +377,16 @@ mod tests {
 
     use super::*;
 
+    fn table_t(connection: Connection) -> Result<Connection, StoreError> {
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                 CREATE TABLE t (v INTEGER PRIMARY KEY)",
+            )
+            .map_err(crate::unavailable)?;
+        Ok(connection)
+    }
+
     fn count(connection: &Connection) -> Result<i64, StoreError> {
         connection
             .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
@@ -181,15 +399,12 @@ mod tests {
     async fn a_failed_write_is_undone_and_its_group_still_commits() -> Result<(), StoreError> {
         let dir = tempfile::tempdir().map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let connection = Connection::open(dir.path().join("w.db")).map_err(crate::unavailable)?;
-        connection
-            .execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .map_err(crate::unavailable)?;
-        let writer = std::sync::Arc::new(Writer::start(connection)?);
+        let writer = Arc::new(Writer::start(table_t(connection)?)?);
 
         // Hold the writer busy so that the next three writes queue up and
         // are committed as one group.
         let busy = {
-            let writer = std::sync::Arc::clone(&writer);
+            let writer = Arc::clone(&writer);
             tokio::spawn(async move {
                 writer
                     .write(|_| {
@@ -228,6 +443,99 @@ mod tests {
             })
             .await?;
         assert_eq!(rows, vec![1, 2, 2], "row 10 of the failed write is gone");
+        Ok(())
+    }
+
+    /// A flush the test lets through one at a time, counting them. (The
+    /// disk itself cannot be made to wait or fail here, so the flush is
+    /// stood in for; the database is a real file.)
+    fn gated_flush() -> (Flush, std_mpsc::SyncSender<io::Result<()>>) {
+        let (open, gate) = std_mpsc::sync_channel(0);
+        let flush: Flush = Box::new(move || gate.recv().unwrap_or(Ok(())));
+        (flush, open)
+    }
+
+    fn database() -> Result<(tempfile::TempDir, Connection), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let connection = Connection::open(dir.path().join("w.db")).map_err(crate::unavailable)?;
+        Ok((dir, table_t(connection)?))
+    }
+
+    /// A write is committed (readers can see it) before its flush, but its
+    /// caller, and a reader that saw it, hear of it only after the flush.
+    #[tokio::test]
+    async fn a_write_is_confirmed_only_after_the_log_is_flushed() -> Result<(), StoreError> {
+        let (_dir, connection) = database()?;
+        let (flush, gate) = gated_flush();
+        let writer = Arc::new(Writer::start_with(connection, flush)?);
+        let horizon = writer.horizon();
+
+        let insert = {
+            let writer = Arc::clone(&writer);
+            tokio::spawn(async move {
+                writer
+                    .write(|c| execute(c, "INSERT INTO t VALUES (7)", []))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!insert.is_finished(), "confirmed before the flush");
+        let read = tokio::spawn(async move { horizon.settle_read().await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!read.is_finished(), "a read settled before the flush");
+
+        let open = tokio::task::spawn_blocking(move || gate.send(Ok(())));
+        assert_eq!(
+            insert
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))??,
+            1
+        );
+        read.await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let _ = open.await;
+        Ok(())
+    }
+
+    /// After a failed flush nothing more is confirmed: not the group that
+    /// was being flushed, not later writes, not reads.
+    #[tokio::test]
+    async fn a_failed_flush_stops_all_writes() -> Result<(), StoreError> {
+        let (_dir, connection) = database()?;
+        let (flush, gate) = gated_flush();
+        let writer = Arc::new(Writer::start_with(connection, flush)?);
+        let horizon = writer.horizon();
+
+        let first = {
+            let writer = Arc::clone(&writer);
+            tokio::spawn(async move {
+                writer
+                    .write(|c| execute(c, "INSERT INTO t VALUES (1)", []))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let failure = io::Error::other("disk on fire");
+        tokio::task::spawn_blocking(move || gate.send(Err(failure)))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+
+        let first = first
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        assert!(first.is_err(), "the group being flushed is not confirmed");
+        let later = writer
+            .write(|c| execute(c, "INSERT INTO t VALUES (2)", []))
+            .await;
+        assert!(
+            matches!(later, Err(StoreError::Unavailable(ref m)) if m.contains("flushed")),
+            "{later:?}"
+        );
+        assert!(
+            horizon.settle_read().await.is_err(),
+            "reads must not be answered either"
+        );
         Ok(())
     }
 }
