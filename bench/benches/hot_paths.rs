@@ -76,7 +76,7 @@ async fn claim_and_settle(store: &dyn DurableStore, run: u64, n: u64) {
         merchant: MerchantId::default_merchant(),
         key,
         lease_owner: "bench".to_owned(),
-        payment_id: payment.id,
+        payment: std::sync::Arc::new(payment),
         change: Some((PaymentStatus::Succeeded, "psp: succeeded".to_owned())),
         now_millis: now + 1,
     };

@@ -34,6 +34,7 @@ impl Engine {
         payment: Payment,
     ) -> Result<Arc<Payment>, StoreError> {
         let outcome = self.call_provider(&payment).await;
+        let payment = Arc::new(payment);
         let change = match outcome {
             Ok(ProviderOutcome::Succeeded) => Some((PaymentStatus::Succeeded, "psp: succeeded")),
             Ok(ProviderOutcome::Declined) => Some((PaymentStatus::Failed, "psp: declined")),
@@ -43,7 +44,7 @@ impl Engine {
             merchant: scope.merchant.clone(),
             key: scope.key.clone(),
             lease_owner: lease_owner.to_owned(),
-            payment_id: payment.id.clone(),
+            payment: Arc::clone(&payment),
             change: change.map(|(status, cause)| (status, cause.to_owned())),
             now_millis: now_millis(),
         };
@@ -55,7 +56,7 @@ impl Engine {
                 // happened. The lease lapses and recovery records the outcome
                 // with the same PSP key.
                 error!(payment_id = %payment.id, %error, "could not record the PSP's answer; the payment stays pending");
-                return Ok(Arc::new(payment));
+                return Ok(payment);
             }
         };
         match settled {

@@ -4,6 +4,8 @@
 //! is one call here and one transaction in the store, and a unique constraint
 //! on (merchant, key) is the last line of defence against a second execution.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use oncepay_domain::{
     IdempotencyKey, MerchantId, Payment, PaymentId, PaymentStatus, RequestFingerprint,
@@ -78,8 +80,10 @@ pub struct Settlement {
     pub key: IdempotencyKey,
     /// The lease the attempt held.
     pub lease_owner: String,
-    /// The payment worked on.
-    pub payment_id: PaymentId,
+    /// The payment worked on, as the claim returned it. A store may write
+    /// the settled payment from it when nothing changed the payment since
+    /// (see `apply_to`), instead of reading it back.
+    pub payment: Arc<Payment>,
     /// The new status and its cause, or `None` when the PSP gave no final word.
     pub change: Option<(PaymentStatus, String)>,
     /// Now, unix milliseconds.

@@ -19,10 +19,14 @@ async fn settle(
     store: &dyn DurableStore,
     text: &str,
     owner: &str,
-    id: &PaymentId,
+    claimed: &Payment,
     to: Option<PaymentStatus>,
 ) -> Payment {
-    match store.settle(settlement(text, owner, id, to)).await.unwrap() {
+    match store
+        .settle(settlement(text, owner, claimed, to))
+        .await
+        .unwrap()
+    {
         SettleOutcome::Settled(payment) => payment,
         SettleOutcome::LeaseLost(_) => panic!("the lease holder must be able to settle"),
     }
@@ -61,7 +65,7 @@ pub async fn the_same_key_with_another_fingerprint_is_a_mismatch(h: &dyn StoreHa
         store.as_ref(),
         "k1",
         "a",
-        &created.id,
+        &created,
         Some(PaymentStatus::Succeeded),
     )
     .await;
@@ -78,7 +82,7 @@ pub async fn a_settled_key_is_finished_even_after_reopening_the_store(h: &dyn St
         store.as_ref(),
         "k2",
         "a",
-        &created.id,
+        &created,
         Some(PaymentStatus::Succeeded),
     )
     .await;
@@ -114,7 +118,7 @@ pub async fn a_lapsed_lease_is_taken_over_and_the_old_holder_cannot_settle(h: &d
         .settle(settlement(
             "k3",
             "slow",
-            &created.id,
+            &created,
             Some(PaymentStatus::Failed),
         ))
         .await
@@ -124,7 +128,7 @@ pub async fn a_lapsed_lease_is_taken_over_and_the_old_holder_cannot_settle(h: &d
         store.as_ref(),
         "k3",
         "fast",
-        &created.id,
+        &created,
         Some(PaymentStatus::Succeeded),
     )
     .await;
@@ -134,7 +138,7 @@ pub async fn a_lapsed_lease_is_taken_over_and_the_old_holder_cannot_settle(h: &d
 pub async fn a_pending_payment_is_resumed_without_a_takeover(h: &dyn StoreHarness) {
     let store = h.open().await;
     let created = create(store.as_ref(), "k4", "a").await;
-    settle(store.as_ref(), "k4", "a", &created.id, None).await;
+    settle(store.as_ref(), "k4", "a", &created, None).await;
     let resumed = store.claim(claim("k4", 1, "b", NOW + 20)).await.unwrap();
     assert!(
         matches!(resumed, ClaimOutcome::Resumed { took_over: false, ref payment } if payment.id == created.id)
@@ -290,7 +294,7 @@ pub async fn a_late_psp_answer_never_overwrites_a_status_update(h: &dyn StoreHar
         store.as_ref(),
         "k6",
         "a",
-        &created.id,
+        &created,
         Some(PaymentStatus::Succeeded),
     )
     .await;
@@ -310,12 +314,12 @@ pub async fn the_reaper_deletes_expired_records_of_final_payments_and_keeps_the_
         store.as_ref(),
         "final",
         "a",
-        &done.id,
+        &done,
         Some(PaymentStatus::Succeeded),
     )
     .await;
     let open = create(store.as_ref(), "open", "b").await;
-    settle(store.as_ref(), "open", "b", &open.id, None).await;
+    settle(store.as_ref(), "open", "b", &open, None).await;
 
     assert_eq!(
         store.reap(NOW + 120_000, 100).await.unwrap(),
@@ -355,7 +359,7 @@ pub async fn a_payment_that_settles_late_keeps_its_record_for_a_retention_period
 ) {
     let store = h.open().await;
     let created = create(store.as_ref(), "late", "a").await;
-    settle(store.as_ref(), "late", "a", &created.id, None).await;
+    settle(store.as_ref(), "late", "a", &created, None).await;
     // Retention is 60 s (see `claim`); the status update comes long after.
     let settled_at = NOW + 600_000;
     store
@@ -389,13 +393,13 @@ pub async fn stalled_keys_are_lapsed_leases_and_pending_payments_due_again(h: &d
     let store = h.open().await;
     create(store.as_ref(), "crashed", "gone").await;
     let pending = create(store.as_ref(), "waiting", "a").await;
-    settle(store.as_ref(), "waiting", "a", &pending.id, None).await;
+    settle(store.as_ref(), "waiting", "a", &pending, None).await;
     let done = create(store.as_ref(), "done", "a").await;
     settle(
         store.as_ref(),
         "done",
         "a",
-        &done.id,
+        &done,
         Some(PaymentStatus::Succeeded),
     )
     .await;

@@ -1,8 +1,9 @@
 //! Values the cases build claims and settlements from.
 
+use std::sync::Arc;
+
 use oncepay_domain::{
-    IdempotencyKey, MerchantId, Payment, PaymentId, PaymentRequest, PaymentStatus,
-    RequestFingerprint,
+    IdempotencyKey, MerchantId, Payment, PaymentRequest, PaymentStatus, RequestFingerprint,
 };
 use oncepay_engine::{Claim, Lease, Settlement};
 
@@ -64,14 +65,14 @@ pub fn claim(text: &str, amount: i64, owner: &str, now: i64) -> Claim {
 pub fn settlement(
     text: &str,
     owner: &str,
-    id: &PaymentId,
+    claimed: &Payment,
     to: Option<PaymentStatus>,
 ) -> Settlement {
     Settlement {
         merchant: merchant("default"),
         key: key(text),
         lease_owner: owner.to_owned(),
-        payment_id: id.clone(),
+        payment: Arc::new(claimed.clone()),
         change: to.map(|status| (status, "psp: answered".to_owned())),
         now_millis: NOW + 10,
     }

@@ -281,7 +281,7 @@ pub async fn settle(
     store: &MongoStore,
     settlement: Settlement,
 ) -> Result<SettleOutcome, StoreError> {
-    let id = settlement.payment_id.as_str();
+    let id = settlement.payment.id.as_str();
     let Some(retention_ms) = release_lease(store, &settlement).await? else {
         let payment = payments::load_named(store, id).await?.to_payment()?;
         return Ok(SettleOutcome::LeaseLost(payment));
@@ -301,7 +301,7 @@ async fn release_lease(
     settlement: &Settlement,
 ) -> Result<Option<i64>, StoreError> {
     let mut filter = key_filter(settlement.merchant.as_str(), settlement.key.as_str());
-    filter.insert("payment_id", settlement.payment_id.as_str());
+    filter.insert("payment_id", settlement.payment.id.as_str());
     filter.insert("lease_owner", settlement.lease_owner.as_str());
     let update = doc! { "$set": { "lease_owner": null, "lease_until": null } };
     for _ in 0..ATTEMPTS {
@@ -322,7 +322,7 @@ async fn release_lease(
 /// Writes the PSP's answer and when it was given; returns the payment as
 /// stored afterwards.
 async fn record_answer(store: &MongoStore, settlement: &Settlement) -> Result<Payment, StoreError> {
-    let (id, now) = (settlement.payment_id.as_str(), settlement.now_millis);
+    let (id, now) = (settlement.payment.id.as_str(), settlement.now_millis);
     let mut payment = payments::load_named(store, id).await?.to_payment()?;
     let read = payment.status;
     settlement.apply_to(&mut payment);

@@ -180,9 +180,7 @@ async fn the_ttl_index_sees_a_record_only_once_its_payment_is_final() {
     };
     let store = harness.open().await;
     let created = create(store.as_ref(), "k").await;
-    let pending = store
-        .settle(settlement("k", "first", &created.id, None))
-        .await;
+    let pending = store.settle(settlement("k", "first", &created, None)).await;
     assert!(pending.is_ok());
     let record = record_of(&harness, "k").await;
     assert!(

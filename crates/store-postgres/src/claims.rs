@@ -217,7 +217,7 @@ async fn set_lease(
 pub async fn settle(pool: &PgPool, settlement: Settlement) -> Result<SettleOutcome, StoreError> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
     let record = lock_record(&mut tx, &settlement.merchant, &settlement.key).await?;
-    let mut payment = rows::lock(&mut tx, settlement.payment_id.as_str())
+    let mut payment = rows::lock(&mut tx, settlement.payment.id.as_str())
         .await?
         .ok_or_else(|| StoreError::Corrupt("a settlement names no payment".to_owned()))?;
     let still_ours = record

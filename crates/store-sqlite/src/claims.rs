@@ -159,21 +159,86 @@ fn release_lease(
     Ok(())
 }
 
+/// The row a settlement writes when nothing touched the payment since its
+/// claim: prepared by the caller, so the writer thread only binds it.
+pub struct PlannedRow {
+    status: &'static str,
+    updated_at: i64,
+    history_before: String,
+    history_after: String,
+}
+
+/// The payment as the settlement leaves it if nothing changed it since the
+/// claim, and the row that records it.
+pub fn plan_settlement(settlement: &Settlement) -> Result<(Payment, PlannedRow), StoreError> {
+    let mut settled = Payment::clone(&settlement.payment);
+    settlement.apply_to(&mut settled);
+    let row = PlannedRow {
+        status: settled.status.as_str(),
+        updated_at: settled.updated_at_millis,
+        history_before: rows::to_json(&settlement.payment.history)?,
+        history_after: rows::to_json(&settled.history)?,
+    };
+    Ok((settled, row))
+}
+
+/// What [`settle`] did.
+pub enum Settled {
+    /// The planned row was written and the lease released.
+    AsPlanned,
+    /// Something else happened (rarely); the outcome says what.
+    Otherwise(Box<SettleOutcome>),
+}
+
 /// Records what the PSP said and releases the lease, if it is still ours.
+///
+/// Two statements in the usual case: release the lease only if this attempt
+/// still holds it, then write the planned row only if the payment's history
+/// is still the one the claim read. A payment that a signed status update
+/// settled meanwhile has a longer history; it is read back and the PSP's
+/// answer applied to it as it stands.
 pub fn settle(
     connection: &Connection,
     settlement: &Settlement,
-) -> Result<SettleOutcome, StoreError> {
-    let record = load_record(connection, &settlement.merchant, &settlement.key)?;
-    let mut payment = load_guarded(connection, Some(settlement.payment_id.as_str()))?;
-    let still_ours = record
-        .and_then(|record| record.lease_owner)
-        .is_some_and(|owner| owner == settlement.lease_owner);
-    if !still_ours {
-        return Ok(SettleOutcome::LeaseLost(payment));
+    planned: &PlannedRow,
+) -> Result<Settled, StoreError> {
+    let id = settlement.payment.id.as_str();
+    let released = execute(
+        connection,
+        "UPDATE idempotency_records SET lease_owner = NULL, lease_until = NULL
+             WHERE merchant = ?1 AND key = ?2 AND lease_owner = ?3",
+        params![
+            settlement.merchant.as_str(),
+            settlement.key.as_str(),
+            settlement.lease_owner
+        ],
+    )?;
+    if released == 0 {
+        let payment = load_guarded(connection, Some(id))?;
+        return Ok(Settled::Otherwise(Box::new(SettleOutcome::LeaseLost(
+            payment,
+        ))));
     }
+    let written = execute(
+        connection,
+        "UPDATE payments SET status = ?2, updated_at = ?3, history = ?4, checked_at = ?5
+             WHERE id = ?1 AND history = ?6",
+        params![
+            id,
+            planned.status,
+            planned.updated_at,
+            planned.history_after,
+            settlement.now_millis,
+            planned.history_before,
+        ],
+    )?;
+    if written == 1 {
+        return Ok(Settled::AsPlanned);
+    }
+    let mut payment = load_guarded(connection, Some(id))?;
     settlement.apply_to(&mut payment);
     rows::update_status(connection, &payment, Some(settlement.now_millis))?;
-    release_lease(connection, &settlement.merchant, &settlement.key)?;
-    Ok(SettleOutcome::Settled(payment))
+    Ok(Settled::Otherwise(Box::new(SettleOutcome::Settled(
+        payment,
+    ))))
 }

@@ -34,9 +34,15 @@ impl DurableStore for SqliteStore {
     }
 
     async fn settle(&self, settlement: Settlement) -> Result<SettleOutcome, StoreError> {
-        self.writer
-            .write(move |c| claims::settle(c, &settlement))
-            .await
+        let (settled, row) = claims::plan_settlement(&settlement)?;
+        let outcome = self
+            .writer
+            .write(move |c| claims::settle(c, &settlement, &row))
+            .await?;
+        Ok(match outcome {
+            claims::Settled::AsPlanned => SettleOutcome::Settled(settled),
+            claims::Settled::Otherwise(outcome) => *outcome,
+        })
     }
 
     async fn apply_status_update(
