@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use oncepay_domain::{IdempotencyKey, MerchantId, Payment, RequestFingerprint};
 use thiserror::Error;
 
@@ -40,6 +41,17 @@ pub enum FastBegin {
     },
 }
 
+/// What the check holds for a retry sent with the exact body of an answered
+/// request.
+#[derive(Debug, Clone)]
+pub enum ExactReplay {
+    /// The body is, byte for byte, the one kept with this final payment.
+    Answered(Arc<Payment>),
+    /// No final answer is kept with these bytes: the request takes the full
+    /// path (parse, fingerprint, [`FastCheck::begin`]).
+    NotKnown,
+}
+
 /// The check could not answer; the engine falls back to the store.
 #[derive(Debug, Clone, Error)]
 #[error("the primary check is unavailable: {0}")]
@@ -68,6 +80,33 @@ pub trait FastCheck: Send + Sync + 'static {
         payment: Arc<Payment>,
         ttl_millis: u64,
     ) -> Result<(), CheckError>;
+
+    /// Records a final answer like [`FastCheck::answer`], and may keep the
+    /// raw body of the request that produced it for
+    /// [`FastCheck::replay_exact`]. Checks that keep no bodies record the
+    /// answer alone.
+    async fn answer_with_body(
+        &self,
+        scope: &KeyScope,
+        fingerprint: &RequestFingerprint,
+        payment: Arc<Payment>,
+        _body: &Bytes,
+        ttl_millis: u64,
+    ) -> Result<(), CheckError> {
+        self.answer(scope, fingerprint, payment, ttl_millis).await
+    }
+
+    /// The key's final payment, when `body` is byte for byte the body kept
+    /// with it. Equal bytes under the same key mean the same fingerprint, so
+    /// such a retry can be replayed without being parsed. Reads only: it
+    /// never marks the key. Checks that keep no bodies know nothing.
+    async fn replay_exact(
+        &self,
+        _scope: &KeyScope,
+        _body: &[u8],
+    ) -> Result<ExactReplay, CheckError> {
+        Ok(ExactReplay::NotKnown)
+    }
 
     /// Removes the mark, when the work ended without a final answer.
     async fn clear(&self, scope: &KeyScope) -> Result<(), CheckError>;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use oncepay_domain::ids::issue_key_text;
 use oncepay_domain::time_fmt::now_millis;
 use oncepay_domain::{
@@ -14,7 +15,7 @@ use oncepay_domain::{
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::check::{FastBegin, FastCheck, KeyScope};
+use crate::check::{ExactReplay, FastBegin, FastCheck, KeyScope};
 use crate::metrics::Metrics;
 use crate::provider::PaymentProvider;
 use crate::store::{Claim, ClaimOutcome, Cursor, DurableStore, Page, StoreError};
@@ -61,6 +62,15 @@ pub enum PaymentAnswer {
     },
     /// The key was used for a different request.
     Mismatch,
+}
+
+/// One request to pay, as it goes to the durable part of [`Engine::pay`].
+struct Attempt {
+    scope: KeyScope,
+    fingerprint: RequestFingerprint,
+    request: PaymentRequest,
+    /// The raw body, kept with a final answer for exact replays.
+    body: Bytes,
 }
 
 /// The idempotency engine, shared by every request handler.
@@ -132,13 +142,39 @@ impl Engine {
         Ok((key, expires_at))
     }
 
+    /// Replays the key's final payment to a retry whose raw `body` is, byte
+    /// for byte, the body that produced it, without parsing it: equal bytes
+    /// under the same key have the same fingerprint. `None` when the primary
+    /// check knows no such answer; the request then goes through [`pay`].
+    ///
+    /// Only final payments are ever kept in the check, and final payments
+    /// never change, so the replay is the payment as it stands now.
+    ///
+    /// [`pay`]: Engine::pay
+    pub async fn replay_exact(&self, scope: &KeyScope, body: &[u8]) -> Option<PaymentAnswer> {
+        let payment = match self.check.replay_exact(scope, body).await {
+            Ok(ExactReplay::Answered(payment)) => payment,
+            Ok(ExactReplay::NotKnown) => return None,
+            Err(error) => {
+                self.metrics.record_check_failure();
+                debug!(%error, check = self.check.backend(), "primary check failed, parsing the body");
+                return None;
+            }
+        };
+        let answer = PaymentAnswer::Retried(payment);
+        self.count(&answer);
+        Some(answer)
+    }
+
     /// Executes a payment at most once per (merchant, key) and answers every
-    /// retry from the record.
+    /// retry from the record. `body` is the request's raw body, kept with a
+    /// final answer for [`Engine::replay_exact`].
     pub async fn pay(
         self: &Arc<Self>,
         scope: KeyScope,
         fingerprint: RequestFingerprint,
         request: PaymentRequest,
+        body: Bytes,
     ) -> Result<PaymentAnswer, StoreError> {
         if let Some(answer) = self.answer_from_check(&scope, &fingerprint).await {
             return Ok(answer);
@@ -147,11 +183,14 @@ impl Engine {
         // The durable part runs in its own task: a client that hangs up must
         // not cancel a PSP call halfway, or its outcome would go unrecorded.
         let engine = Arc::clone(self);
+        let attempt = Attempt {
+            scope,
+            fingerprint,
+            request,
+            body,
+        };
         self.tasks
-            .spawn(
-                async move { engine.pay_durably(scope, fingerprint, request).await }
-                    .in_current_span(),
-            )
+            .spawn(async move { engine.pay_durably(attempt).await }.in_current_span())
             .await
             .map_err(|error| StoreError::Unavailable(format!("payment task failed: {error}")))?
     }
@@ -196,12 +235,13 @@ impl Engine {
         Some(answer)
     }
 
-    async fn pay_durably(
-        self: Arc<Self>,
-        scope: KeyScope,
-        fingerprint: RequestFingerprint,
-        request: PaymentRequest,
-    ) -> Result<PaymentAnswer, StoreError> {
+    async fn pay_durably(self: Arc<Self>, attempt: Attempt) -> Result<PaymentAnswer, StoreError> {
+        let Attempt {
+            scope,
+            fingerprint,
+            request,
+            body,
+        } = attempt;
         let now = now_millis();
         let lease = self.new_lease(now);
         let claim = Claim {
@@ -221,7 +261,7 @@ impl Engine {
             }
         };
         let answer = self.act_on_claim(&scope, &lease.owner, outcome).await;
-        self.remember(&scope, &fingerprint, answer.as_ref().ok())
+        self.remember(&scope, &fingerprint, &body, answer.as_ref().ok())
             .await;
         let answer = answer?;
         self.count(&answer);
@@ -268,11 +308,15 @@ impl Engine {
         }
     }
 
-    /// Leaves a final answer in the primary check, or removes the mark.
+    /// Leaves a final answer in the primary check, with the body that
+    /// produced it, or removes the mark. A pending payment is never left
+    /// there: its retries must reach the store to re-drive it, and a status
+    /// update may settle it at any time.
     async fn remember(
         &self,
         scope: &KeyScope,
         fingerprint: &RequestFingerprint,
+        body: &Bytes,
         answer: Option<&PaymentAnswer>,
     ) {
         let final_payment = match answer {
@@ -282,7 +326,7 @@ impl Engine {
         let ttl = millis(self.config.answer_ttl) as u64;
         let stored = self
             .check
-            .answer(scope, fingerprint, Arc::clone(final_payment), ttl)
+            .answer_with_body(scope, fingerprint, Arc::clone(final_payment), body, ttl)
             .await;
         if let Err(error) = stored {
             self.metrics.record_check_failure();

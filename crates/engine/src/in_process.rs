@@ -1,4 +1,8 @@
 //! The default primary check: a sharded map inside the process.
+//!
+//! Besides in-flight marks and final answers, an answer keeps the raw body
+//! of the request that produced it (when small), so a byte-identical retry
+//! is replayed without being parsed or fingerprinted.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -6,21 +10,28 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use oncepay_domain::{Payment, RequestFingerprint};
 
-use crate::check::{CheckError, FastBegin, FastCheck, KeyScope};
+use crate::check::{CheckError, ExactReplay, FastBegin, FastCheck, KeyScope};
 
 const SHARDS: usize = 32;
 
-/// Most answers kept per shard (8 192 in all, about 1 KiB each); a new
-/// answer that finds its shard full pushes an older one out (the store still
-/// answers it), so memory stays bounded under any key churn.
+/// Most answers kept per shard (8 192 in all, about 1 KiB each plus the
+/// request body kept with it); a new answer that finds its shard full pushes
+/// an older one out (the store still answers it), so memory stays bounded
+/// under any key churn.
 const MAX_ENTRIES_PER_SHARD: usize = 256;
 
 /// Largest payment cached, by the bytes of its free-form fields. Bigger ones
 /// (long descriptions, full metadata) are answered by the store, so the cache
 /// stays within a few tens of MiB whatever clients send.
 const MAX_CACHED_PAYMENT_BYTES: usize = 2048;
+
+/// Largest request body kept beside an answer, so bodies add at most 8 MiB
+/// to the cache. Retries of a larger body are answered all the same, through
+/// their fingerprint.
+const MAX_KEPT_BODY_BYTES: usize = 1024;
 
 fn free_form_bytes(payment: &Payment) -> usize {
     let metadata: usize = payment
@@ -32,10 +43,26 @@ fn free_form_bytes(payment: &Payment) -> usize {
     metadata + description + payment.payment_method.len()
 }
 
+/// A copy of `body` to keep, when it is small enough. A copy, not a clone:
+/// the body may be a slice of the connection's whole read buffer, which a
+/// clone would keep alive for as long as the answer.
+fn kept_body(body: &Bytes) -> Option<Bytes> {
+    (body.len() <= MAX_KEPT_BODY_BYTES).then(|| Bytes::copy_from_slice(body))
+}
+
 #[derive(Debug)]
 enum Entry {
     InFlight(RequestFingerprint),
-    Answered(RequestFingerprint, Arc<Payment>),
+    Answered(Answer),
+}
+
+/// A final answer, with the raw body of the request that produced it.
+#[derive(Debug)]
+struct Answer {
+    fingerprint: RequestFingerprint,
+    payment: Arc<Payment>,
+    /// `None` when the body was too large to keep, or never given.
+    body: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -93,7 +120,7 @@ impl InProcessCheck {
         if shard.len() >= MAX_ENTRIES_PER_SHARD {
             let victim = shard
                 .iter()
-                .find(|(_, slot)| matches!(slot.entry, Entry::Answered(..)))
+                .find(|(_, slot)| matches!(slot.entry, Entry::Answered(_)))
                 .map(|(scope, _)| scope.clone());
             if let Some(victim) = victim {
                 shard.remove(&victim);
@@ -101,6 +128,16 @@ impl InProcessCheck {
         }
         let expires = now + Duration::from_millis(ttl_millis);
         shard.insert(scope.clone(), Slot { entry, expires });
+    }
+
+    /// Stores a final answer, or forgets the key when the payment is too
+    /// large to cache.
+    fn record(&self, scope: &KeyScope, answer: Answer, ttl_millis: u64) {
+        if free_form_bytes(&answer.payment) <= MAX_CACHED_PAYMENT_BYTES {
+            self.put(scope, Entry::Answered(answer), ttl_millis);
+        } else {
+            self.shard(scope).remove(scope);
+        }
     }
 }
 
@@ -124,9 +161,9 @@ impl FastCheck for InProcessCheck {
                     fingerprint: fingerprint.clone(),
                     remaining_millis: (slot.expires - now).as_millis() as u64,
                 },
-                Entry::Answered(fingerprint, payment) => FastBegin::Answered {
-                    fingerprint: fingerprint.clone(),
-                    payment: Arc::clone(payment),
+                Entry::Answered(answer) => FastBegin::Answered {
+                    fingerprint: answer.fingerprint.clone(),
+                    payment: Arc::clone(&answer.payment),
                 },
             });
         }
@@ -143,13 +180,47 @@ impl FastCheck for InProcessCheck {
         payment: Arc<Payment>,
         ttl_millis: u64,
     ) -> Result<(), CheckError> {
-        if free_form_bytes(&payment) <= MAX_CACHED_PAYMENT_BYTES {
-            let entry = Entry::Answered(fingerprint.clone(), payment);
-            self.put(scope, entry, ttl_millis);
-        } else {
-            self.shard(scope).remove(scope);
-        }
+        let fingerprint = fingerprint.clone();
+        let answer = Answer {
+            fingerprint,
+            payment,
+            body: None,
+        };
+        self.record(scope, answer, ttl_millis);
         Ok(())
+    }
+
+    async fn answer_with_body(
+        &self,
+        scope: &KeyScope,
+        fingerprint: &RequestFingerprint,
+        payment: Arc<Payment>,
+        body: &Bytes,
+        ttl_millis: u64,
+    ) -> Result<(), CheckError> {
+        let fingerprint = fingerprint.clone();
+        let body = kept_body(body);
+        let answer = Answer {
+            fingerprint,
+            payment,
+            body,
+        };
+        self.record(scope, answer, ttl_millis);
+        Ok(())
+    }
+
+    async fn replay_exact(&self, scope: &KeyScope, body: &[u8]) -> Result<ExactReplay, CheckError> {
+        let now = Instant::now();
+        let shard = self.shard(scope);
+        let slot = shard.get(scope).filter(|slot| slot.expires > now);
+        // Plain byte equality, never a hash of the body: a collision would
+        // replay a payment to a request that should have been refused (422).
+        Ok(match slot.map(|slot| &slot.entry) {
+            Some(Entry::Answered(answer)) if answer.body.as_deref() == Some(body) => {
+                ExactReplay::Answered(Arc::clone(&answer.payment))
+            }
+            _ => ExactReplay::NotKnown,
+        })
     }
 
     async fn clear(&self, scope: &KeyScope) -> Result<(), CheckError> {
@@ -206,6 +277,104 @@ mod tests {
         );
         let newest = check.begin(&scope(total - 1), &fingerprint, 2_000).await?;
         assert!(matches!(newest, FastBegin::Answered { .. }));
+        Ok(())
+    }
+
+    /// A payment, its fingerprint and the raw body that asked for it.
+    fn paid(body: &str) -> (Arc<Payment>, RequestFingerprint, Bytes) {
+        let value: serde_json::Value = serde_json::from_str(body).expect("test body is JSON");
+        let request = PaymentRequest::parse(&value).expect("valid request");
+        let payment = Arc::new(Payment::pending(scope(0).merchant, request, 0));
+        let fingerprint = RequestFingerprint::of("POST", "/v1/payments", &value);
+        (
+            payment,
+            fingerprint,
+            Bytes::copy_from_slice(body.as_bytes()),
+        )
+    }
+
+    #[tokio::test]
+    async fn only_the_exact_bytes_of_an_answered_request_are_replayed() -> Result<(), CheckError> {
+        let check = InProcessCheck::default();
+        let (key, other_key) = (scope(1), scope(2));
+        let sent = r#"{"amount":1,"currency":"EUR","payment_method":"pm"}"#;
+        let respaced = r#"{"amount": 1, "currency": "EUR", "payment_method": "pm"}"#;
+        let (payment, fingerprint, body) = paid(sent);
+
+        check.begin(&key, &fingerprint, 2_000).await?;
+        let while_in_flight = check.replay_exact(&key, sent.as_bytes()).await?;
+        check
+            .answer_with_body(&key, &fingerprint, Arc::clone(&payment), &body, 600_000)
+            .await?;
+        let same_bytes = check.replay_exact(&key, sent.as_bytes()).await?;
+        let same_meaning = check.replay_exact(&key, respaced.as_bytes()).await?;
+        let other_scope = check.replay_exact(&other_key, sent.as_bytes()).await?;
+
+        assert!(matches!(while_in_flight, ExactReplay::NotKnown));
+        assert!(matches!(same_bytes, ExactReplay::Answered(p) if p.id == payment.id));
+        assert!(matches!(same_meaning, ExactReplay::NotKnown));
+        assert!(matches!(other_scope, ExactReplay::NotKnown));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_size_cap_is_not_kept_but_its_answer_is() -> Result<(), CheckError> {
+        let check = InProcessCheck::default();
+        let key = scope(1);
+        let padding = " ".repeat(MAX_KEPT_BODY_BYTES);
+        let sent = format!(r#"{{"amount":1,"currency":"EUR","payment_method":"pm"}}{padding}"#);
+        assert!(sent.len() > MAX_KEPT_BODY_BYTES);
+        let (payment, fingerprint, body) = paid(&sent);
+
+        check.begin(&key, &fingerprint, 2_000).await?;
+        check
+            .answer_with_body(&key, &fingerprint, payment, &body, 600_000)
+            .await?;
+
+        let exact = check.replay_exact(&key, sent.as_bytes()).await?;
+        assert!(matches!(exact, ExactReplay::NotKnown));
+        let shard = check.shard(&key);
+        let Some(Slot {
+            entry: Entry::Answered(answer),
+            ..
+        }) = shard.get(&key)
+        else {
+            panic!("the answer itself is kept");
+        };
+        assert!(answer.body.is_none(), "no body over the cap is kept");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_body_at_the_size_cap_is_kept_as_a_copy_of_its_own() -> Result<(), CheckError> {
+        let check = InProcessCheck::default();
+        let key = scope(1);
+        let json = r#"{"amount":1,"currency":"EUR","payment_method":"pm"}"#;
+        let sent = format!("{json:<MAX_KEPT_BODY_BYTES$}");
+        assert_eq!(sent.len(), MAX_KEPT_BODY_BYTES);
+        // The body arrives as a slice of a larger buffer, as from a socket.
+        let buffer = Bytes::from(format!("{sent}{}", "x".repeat(8192)));
+        let (payment, fingerprint, _) = paid(&sent);
+
+        check.begin(&key, &fingerprint, 2_000).await?;
+        let body = buffer.slice(..sent.len());
+        check
+            .answer_with_body(&key, &fingerprint, payment, &body, 600_000)
+            .await?;
+
+        let exact = check.replay_exact(&key, sent.as_bytes()).await?;
+        assert!(matches!(exact, ExactReplay::Answered(_)));
+        let shard = check.shard(&key);
+        let Some(Slot {
+            entry: Entry::Answered(Answer {
+                body: Some(kept), ..
+            }),
+            ..
+        }) = shard.get(&key)
+        else {
+            panic!("the body is kept");
+        };
+        assert_ne!(kept.as_ptr(), body.as_ptr(), "the buffer is not kept alive");
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ pub mod recovery;
 pub mod status_update;
 pub mod store;
 
-pub use check::{CheckError, FastBegin, FastCheck, KeyScope};
+pub use check::{CheckError, ExactReplay, FastBegin, FastCheck, KeyScope};
 pub use engine::{Engine, EngineConfig, PaymentAnswer};
 pub use in_process::InProcessCheck;
 pub use metrics::Metrics;

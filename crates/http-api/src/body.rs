@@ -1,8 +1,11 @@
 //! Request bodies: raw bytes within the size limit, and JSON values.
 //!
 //! The size limit itself is axum's `DefaultBodyLimit`, set by the router;
-//! these extractors turn its refusal into the `payload-too-large` problem.
-//! The `Content-Type` of a body is not checked: it only has to parse.
+//! [`RawBody`] turns its refusal into the `payload-too-large` problem.
+//! Handlers read JSON from the raw bytes with [`parse_json`], so they can
+//! look at the bytes first (a byte-identical payment retry is replayed
+//! unread). The `Content-Type` of a body is not checked: it only has to
+//! parse.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -27,19 +30,6 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             // The client went away or sent a broken body: nothing readable.
             Err(_) => Err(ApiError::UnreadableBody),
         }
-    }
-}
-
-/// The body parsed as JSON, whatever it means.
-#[derive(Debug, Clone)]
-pub struct JsonBody(pub Value);
-
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let RawBody(bytes) = RawBody::from_request(request, state).await?;
-        parse_json(&bytes).map(Self)
     }
 }
 

@@ -3,14 +3,15 @@
 //! in the simulated PSP's ledger.
 //!
 //! `helpers` holds the `TestApp`; the other modules group behaviour: retries,
-//! rejected requests, concurrent duplicates, crashes and restarts, signed
-//! status updates, listing, and operating the service.
+//! byte-identical retries, rejected requests, concurrent duplicates, crashes
+//! and restarts, signed status updates, listing, and operating the service.
 
 mod answer;
 mod client;
 mod crash_recovery;
 mod errors;
 mod helpers;
+mod identical_retries;
 mod ledger;
 mod listing;
 mod merchants;
