@@ -27,7 +27,9 @@ use crate::cursor;
 use crate::error::ApiError;
 use crate::idempotency_key::IdempotencyKeyHeader;
 use crate::state::AppState;
-use crate::views::{CreatePaymentBody, PaymentListView, PaymentView, Problem, location_of};
+use crate::views::{
+    CreatePaymentBody, PaymentJson, PaymentListView, PaymentView, Problem, location_of,
+};
 
 /// Tells a first answer (`false`) from a retried one (`true`).
 const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -108,7 +110,7 @@ pub fn payment_response(status: StatusCode, payment: &Payment) -> Response {
     // Serialized into a buffer sized for a typical payment up front: growing
     // the buffer step by step cost more than writing the JSON (callgrind).
     let mut body = Vec::with_capacity(1024);
-    if let Err(error) = serde_json::to_writer(&mut body, &PaymentView::from(payment)) {
+    if let Err(error) = serde_json::to_writer(&mut body, &PaymentJson::from(payment)) {
         let cause = StoreError::Corrupt(format!("cannot render payment: {error}"));
         return ApiError::Internal(cause).into_response();
     }
