@@ -207,12 +207,18 @@ impl Engine {
                 fingerprint: theirs,
                 remaining_millis,
             }) => {
-                if &theirs == fingerprint {
-                    PaymentAnswer::InFlight {
-                        retry_after_secs: seconds_up(remaining_millis),
-                    }
-                } else {
-                    PaymentAnswer::Mismatch
+                // A mark holds the fingerprint of whichever request set it,
+                // not necessarily the one the key was recorded with (a
+                // request with another body marks the key on its way to be
+                // refused by the store). Only the store can say which body
+                // the key belongs to, so this request asks it, unmarked;
+                // when it ends it clears the mark, which only sends that
+                // request's duplicates to the store as well.
+                if &theirs != fingerprint {
+                    return None;
+                }
+                PaymentAnswer::InFlight {
+                    retry_after_secs: seconds_up(remaining_millis),
                 }
             }
             Ok(FastBegin::Answered {

@@ -171,3 +171,47 @@ async fn simultaneous_retries_of_a_pending_payment_never_charge_twice() {
     assert!(redriven >= 1, "at least one retry re-drives the payment");
     assert_eq!(app.charges().len(), 1);
 }
+
+/// A request with another body on the same key must not turn a correct
+/// retry into a `422`: its in-flight mark in the primary check is only what
+/// that request claims, not what the key was recorded with. Here the key's
+/// payment is pending, so no answer is cached and every request marks the
+/// key on its way to the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_different_body_in_flight_never_gets_a_correct_retry_refused() {
+    let app = TestApp::spawn_with(slow_psp()).await;
+    let key = fresh_key();
+    let body = payment_body("pm_card_pending");
+    let mut other = body.clone();
+    other["amount"] = 1251.into();
+    let first = app.post_payment(&key, &body).await;
+    first.assert_status(202);
+
+    for _ in 0..5 {
+        let requests = (0..40)
+            .map(|n| {
+                let sent = if n % 2 == 0 { &body } else { &other };
+                (key.clone(), sent.clone())
+            })
+            .collect();
+        let answers = fire(&app, requests).await;
+        for (n, (_, answer)) in answers.iter().enumerate() {
+            if n % 2 == 0 {
+                assert!(
+                    matches!(answer.status, 202 | 409),
+                    "the key's own body got {}: {}",
+                    answer.status,
+                    answer.text()
+                );
+            } else {
+                assert!(
+                    matches!(answer.status, 409 | 422),
+                    "another body got {}: {}",
+                    answer.status,
+                    answer.text()
+                );
+            }
+        }
+    }
+    assert_eq!(app.charges().len(), 1);
+}
