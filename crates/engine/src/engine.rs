@@ -71,6 +71,21 @@ struct Attempt {
     request: PaymentRequest,
     /// The raw body, kept with a final answer for exact replays.
     body: Bytes,
+    /// Whether this request holds the key's in-flight mark, and so must
+    /// remove it when it ends without a final answer.
+    marked: bool,
+}
+
+/// What the primary check said before the store is asked.
+enum FromCheck {
+    /// The check answered the request.
+    Answered(PaymentAnswer),
+    /// The key is now marked in flight by this request (or the check is
+    /// unavailable).
+    Marked,
+    /// Another request's mark, with another body: the store decides, and the
+    /// mark stays.
+    AskStore,
 }
 
 /// The idempotency engine, shared by every request handler.
@@ -176,9 +191,11 @@ impl Engine {
         request: PaymentRequest,
         body: Bytes,
     ) -> Result<PaymentAnswer, StoreError> {
-        if let Some(answer) = self.answer_from_check(&scope, &fingerprint).await {
-            return Ok(answer);
-        }
+        let marked = match self.answer_from_check(&scope, &fingerprint).await {
+            FromCheck::Answered(answer) => return Ok(answer),
+            FromCheck::Marked => true,
+            FromCheck::AskStore => false,
+        };
 
         // The durable part runs in its own task: a client that hangs up must
         // not cancel a PSP call halfway, or its outcome would go unrecorded.
@@ -188,6 +205,7 @@ impl Engine {
             fingerprint,
             request,
             body,
+            marked,
         };
         self.tasks
             .spawn(async move { engine.pay_durably(attempt).await }.in_current_span())
@@ -199,10 +217,10 @@ impl Engine {
         &self,
         scope: &KeyScope,
         fingerprint: &RequestFingerprint,
-    ) -> Option<PaymentAnswer> {
+    ) -> FromCheck {
         let ttl = millis(self.config.lease_ttl).min(MAX_MARK_MILLIS) as u64;
         let answer = match self.check.begin(scope, fingerprint, ttl).await {
-            Ok(FastBegin::Marked) => return None,
+            Ok(FastBegin::Marked) => return FromCheck::Marked,
             Ok(FastBegin::InFlight {
                 fingerprint: theirs,
                 remaining_millis,
@@ -211,11 +229,10 @@ impl Engine {
                 // not necessarily the one the key was recorded with (a
                 // request with another body marks the key on its way to be
                 // refused by the store). Only the store can say which body
-                // the key belongs to, so this request asks it, unmarked;
-                // when it ends it clears the mark, which only sends that
-                // request's duplicates to the store as well.
+                // the key belongs to, so this request asks it, and leaves
+                // the mark to its owner.
                 if &theirs != fingerprint {
-                    return None;
+                    return FromCheck::AskStore;
                 }
                 PaymentAnswer::InFlight {
                     retry_after_secs: seconds_up(remaining_millis),
@@ -234,11 +251,11 @@ impl Engine {
             Err(error) => {
                 self.metrics.record_check_failure();
                 debug!(%error, check = self.check.backend(), "primary check failed, using the store");
-                return None;
+                return FromCheck::Marked;
             }
         };
         self.count(&answer);
-        Some(answer)
+        FromCheck::Answered(answer)
     }
 
     async fn pay_durably(self: Arc<Self>, attempt: Attempt) -> Result<PaymentAnswer, StoreError> {
@@ -247,6 +264,7 @@ impl Engine {
             fingerprint,
             request,
             body,
+            marked,
         } = attempt;
         let now = now_millis();
         let lease = self.new_lease(now);
@@ -262,12 +280,14 @@ impl Engine {
         let outcome = match self.store.claim(claim).await {
             Ok(outcome) => outcome,
             Err(error) => {
-                self.forget_mark(&scope).await;
+                if marked {
+                    self.forget_mark(&scope).await;
+                }
                 return Err(error);
             }
         };
         let answer = self.act_on_claim(&scope, &lease.owner, outcome).await;
-        self.remember(&scope, &fingerprint, &body, answer.as_ref().ok())
+        self.remember(&scope, &fingerprint, &body, answer.as_ref().ok(), marked)
             .await;
         let answer = answer?;
         self.count(&answer);
@@ -315,19 +335,21 @@ impl Engine {
     }
 
     /// Leaves a final answer in the primary check, with the body that
-    /// produced it, or removes the mark. A pending payment is never left
-    /// there: its retries must reach the store to re-drive it, and a status
-    /// update may settle it at any time.
+    /// produced it, or removes the mark when this request set it. A pending
+    /// payment is never left there: its retries must reach the store to
+    /// re-drive it, and a status update may settle it at any time.
     async fn remember(
         &self,
         scope: &KeyScope,
         fingerprint: &RequestFingerprint,
         body: &Bytes,
         answer: Option<&PaymentAnswer>,
+        marked: bool,
     ) {
         let final_payment = match answer {
             Some(PaymentAnswer::First(p) | PaymentAnswer::Retried(p)) if p.status.is_final() => p,
-            _ => return self.forget_mark(scope).await,
+            _ if marked => return self.forget_mark(scope).await,
+            _ => return,
         };
         let ttl = millis(self.config.answer_ttl) as u64;
         let stored = self
