@@ -298,8 +298,10 @@ fn write_groups(
         });
         if committed.is_err() {
             // The flush thread is gone; dropping the group tells its callers
-            // their writes were not confirmed.
+            // their writes were not confirmed, and failing the horizon keeps
+            // readers from waiting for a flush that will never come.
             error!("the SQLite flush thread has stopped; writes are not confirmed");
+            horizon.fail();
         }
     }
 }
