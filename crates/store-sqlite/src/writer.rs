@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
 use std::thread;
 
@@ -84,20 +84,22 @@ impl std::fmt::Debug for dyn WriteJob {
 pub struct Horizon {
     /// Number of the last group whose commit has started.
     visible: AtomicU64,
-    /// Number of the last group known durable; `u64::MAX` once a flush failed.
+    /// Number of the last group known durable; [`FAILED`] once a flush
+    /// failed: what SQLite committed since may not be on disk, and a later
+    /// flush that reports success does not prove it is (the kernel may have
+    /// dropped the failed pages). Writes stop until a restart.
     durable: watch::Sender<u64>,
-    /// A flush failed: what SQLite committed since may not be on disk, and
-    /// a later flush that reports success does not prove it is (the kernel
-    /// may have dropped the failed pages). Writes stop until a restart.
-    failed: AtomicBool,
 }
+
+/// The durable mark of a horizon whose flush failed: past every group, so
+/// waiting readers wake, and never reached by a real one.
+const FAILED: u64 = u64::MAX;
 
 impl Default for Horizon {
     fn default() -> Self {
         Self {
             visible: AtomicU64::new(0),
             durable: watch::Sender::new(0),
-            failed: AtomicBool::new(false),
         }
     }
 }
@@ -119,12 +121,11 @@ impl Horizon {
     }
 
     fn fail(&self) {
-        self.failed.store(true, Ordering::SeqCst);
-        self.durable.send_replace(u64::MAX);
+        self.durable.send_replace(FAILED);
     }
 
     fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
+        *self.durable.borrow() == FAILED
     }
 
     /// Waits, after a read, until every commit the read may have seen is
@@ -399,9 +400,8 @@ mod tests {
     /// writes committed in the same group stand.
     #[tokio::test]
     async fn a_failed_write_is_undone_and_its_group_still_commits() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let connection = Connection::open(dir.path().join("w.db")).map_err(crate::unavailable)?;
-        let writer = Arc::new(Writer::start(table_t(connection)?)?);
+        let (_dir, connection) = database()?;
+        let writer = Arc::new(Writer::start(connection)?);
 
         // Hold the writer busy so that the next three writes queue up and
         // are committed as one group.
@@ -429,8 +429,7 @@ mod tests {
             writer.write(half_done),
             writer.write(insert(2)),
         );
-        busy.await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        busy.await.map_err(lost)??;
         assert_eq!(first?, 1);
         assert!(failed.is_err(), "the failing write reports its error");
         assert_eq!(last?, 1);
@@ -448,6 +447,23 @@ mod tests {
         Ok(())
     }
 
+    fn lost(error: impl std::fmt::Display) -> StoreError {
+        StoreError::Unavailable(error.to_string())
+    }
+
+    /// Inserts `v` into `t` from its own task.
+    fn spawn_insert(
+        writer: &Arc<Writer>,
+        v: i64,
+    ) -> tokio::task::JoinHandle<Result<usize, StoreError>> {
+        let writer = Arc::clone(writer);
+        tokio::spawn(async move {
+            writer
+                .write(move |c| execute(c, "INSERT INTO t (v) VALUES (?1)", [v]))
+                .await
+        })
+    }
+
     /// A flush the test lets through one at a time, counting them. (The
     /// disk itself cannot be made to wait or fail here, so the flush is
     /// stood in for; the database is a real file.)
@@ -458,7 +474,7 @@ mod tests {
     }
 
     fn database() -> Result<(tempfile::TempDir, Connection), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let dir = tempfile::tempdir().map_err(lost)?;
         let connection = Connection::open(dir.path().join("w.db")).map_err(crate::unavailable)?;
         Ok((dir, table_t(connection)?))
     }
@@ -472,14 +488,7 @@ mod tests {
         let writer = Arc::new(Writer::start_with(connection, flush)?);
         let horizon = writer.horizon();
 
-        let insert = {
-            let writer = Arc::clone(&writer);
-            tokio::spawn(async move {
-                writer
-                    .write(|c| execute(c, "INSERT INTO t VALUES (7)", []))
-                    .await
-            })
-        };
+        let insert = spawn_insert(&writer, 7);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!insert.is_finished(), "confirmed before the flush");
         let read = tokio::spawn(async move { horizon.settle_read().await });
@@ -487,14 +496,8 @@ mod tests {
         assert!(!read.is_finished(), "a read settled before the flush");
 
         let open = tokio::task::spawn_blocking(move || gate.send(Ok(())));
-        assert_eq!(
-            insert
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))??,
-            1
-        );
-        read.await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        assert_eq!(insert.await.map_err(lost)??, 1);
+        read.await.map_err(lost)??;
         let _ = open.await;
         Ok(())
     }
@@ -508,24 +511,15 @@ mod tests {
         let writer = Arc::new(Writer::start_with(connection, flush)?);
         let horizon = writer.horizon();
 
-        let first = {
-            let writer = Arc::clone(&writer);
-            tokio::spawn(async move {
-                writer
-                    .write(|c| execute(c, "INSERT INTO t VALUES (1)", []))
-                    .await
-            })
-        };
+        let first = spawn_insert(&writer, 1);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let failure = io::Error::other("disk on fire");
         tokio::task::spawn_blocking(move || gate.send(Err(failure)))
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(lost)?
+            .map_err(lost)?;
 
-        let first = first
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let first = first.await.map_err(lost)?;
         assert!(first.is_err(), "the group being flushed is not confirmed");
         let later = writer
             .write(|c| execute(c, "INSERT INTO t VALUES (2)", []))
