@@ -57,6 +57,15 @@ impl Answer {
         self
     }
 
+    /// Asserts a `201` replay of `original`: the header says so and the body
+    /// is the same, byte for byte.
+    #[track_caller]
+    pub fn assert_replay_of(&self, original: &Answer) {
+        self.assert_status(201);
+        assert_eq!(self.replayed(), Some("true"));
+        assert_eq!(self.body, original.body, "the replay is byte-identical");
+    }
+
     /// Asserts a `201` answer for a succeeded payment and returns the body.
     #[track_caller]
     pub fn assert_succeeded(&self) -> Value {

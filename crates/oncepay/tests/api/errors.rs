@@ -162,9 +162,7 @@ async fn a_bare_key_and_its_quoted_sf_string_form_are_the_same_key() {
     let quoted = app.post_payment_raw(&[&format!("\"{key}\"")], &body).await;
 
     first.assert_succeeded();
-    assert_eq!(quoted.status, 201);
-    assert_eq!(quoted.replayed(), Some("true"));
-    assert_eq!(quoted.body, first.body);
+    quoted.assert_replay_of(&first);
     assert_eq!(app.charges().len(), 1);
 }
 

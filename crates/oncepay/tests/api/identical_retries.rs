@@ -52,9 +52,7 @@ async fn a_retry_that_spells_the_same_body_differently_is_still_a_replay() {
 
     first.assert_succeeded();
     for answer in [&identical, &different_bytes] {
-        answer.assert_status(201);
-        assert_eq!(answer.replayed(), Some("true"));
-        assert_eq!(answer.body, first.body);
+        answer.assert_replay_of(&first);
     }
     assert_eq!(app.charges().len(), 1);
 }
@@ -112,9 +110,7 @@ async fn a_status_update_that_settles_a_pending_payment_is_seen_by_byte_identica
     assert_eq!(payment["id"], json!(id));
     assert_eq!(settled.replayed(), Some("true"));
     for answer in [&settled_again, &after_conflict] {
-        answer.assert_status(201);
-        assert_eq!(answer.replayed(), Some("true"));
-        assert_eq!(answer.body, settled.body);
+        answer.assert_replay_of(&settled);
     }
     let fetched = app.get_payment(&id).await.assert_status(200).json();
     assert_eq!(fetched, payment);
@@ -161,8 +157,6 @@ async fn a_byte_identical_retry_of_a_body_too_large_to_keep_is_still_a_replay() 
     let retry = app.post_payment_raw(&[&key], &body).await;
 
     first.assert_succeeded();
-    retry.assert_status(201);
-    assert_eq!(retry.replayed(), Some("true"));
-    assert_eq!(retry.body, first.body);
+    retry.assert_replay_of(&first);
     assert_eq!(app.charges().len(), 1);
 }
