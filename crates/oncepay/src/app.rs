@@ -13,8 +13,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use oncepay_check_redis::RedisCheck;
 use oncepay_engine::{
-    DurableStore, Engine, EngineConfig, FastCheck, InProcessCheck, Metrics, PaymentProvider,
-    recovery,
+    DurableStore, Engine, EngineConfig, FastCheck, InProcessCheck, LayeredCheck, Metrics,
+    PaymentProvider, recovery,
 };
 use oncepay_http_api::{AppState, Auth, router};
 use oncepay_psp_sim::{SimConfig, SimulatedPsp};
@@ -132,8 +132,9 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn DurableStore>
     }
 }
 
-/// Redis when configured, else the in-process check. Redis must answer at
-/// start, so a wrong URL is found at once; later outages only cost speed.
+/// Redis when configured, behind this process's own in-process check, else
+/// the in-process check alone. Redis must answer at start, so a wrong URL is
+/// found at once; later outages only cost speed.
 async fn open_check(settings: &Settings) -> anyhow::Result<Arc<dyn FastCheck>> {
     let Some(url) = &settings.redis_url else {
         return Ok(Arc::new(InProcessCheck::default()));
@@ -141,7 +142,7 @@ async fn open_check(settings: &Settings) -> anyhow::Result<Arc<dyn FastCheck>> {
     let check = RedisCheck::connect(url.expose_secret(), &settings.redis_prefix)
         .await
         .context("connect to Redis (ONCEPAY_REDIS_URL)")?;
-    Ok(Arc::new(check))
+    Ok(Arc::new(LayeredCheck::new(Arc::new(check))))
 }
 
 fn open_psp(settings: &Settings) -> anyhow::Result<Arc<dyn PaymentProvider>> {
