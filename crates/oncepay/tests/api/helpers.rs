@@ -5,6 +5,7 @@
 //! killed when the app is dropped; the directory goes with it. Server logs are
 //! kept in memory and printed only when a test fails.
 
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -54,18 +55,7 @@ impl TestApp {
     /// Starts an app and waits for its `oncepay listening` line.
     pub async fn spawn_with(settings: Settings) -> Self {
         let dir = tempfile::tempdir().expect("create the app's directory");
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("build the HTTP client");
-        let mut app = Self {
-            address: String::new(),
-            client,
-            settings,
-            child: None,
-            logs: Arc::default(),
-            dir,
-        };
+        let mut app = Self::in_dir(settings, dir);
         app.start().await;
         app
     }
@@ -97,15 +87,33 @@ impl TestApp {
         Exit { status, output }
     }
 
+    /// An app whose directory starts with copies of an existing database
+    /// and PSP ledger (files an earlier release wrote, say); its process is
+    /// not started yet: see [`TestApp::launch`] and [`TestApp::restart`].
+    pub fn prepared_on(settings: Settings, database: &Path, ledger: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("create the app's directory");
+        std::fs::copy(database, database_path(&dir)).expect("copy the database");
+        std::fs::copy(ledger, ledger_path(&dir)).expect("copy the PSP ledger");
+        Self::in_dir(settings, dir)
+    }
+
+    fn in_dir(settings: Settings, dir: TempDir) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("build the HTTP client");
+        Self {
+            address: String::new(),
+            client,
+            settings,
+            child: None,
+            logs: Arc::default(),
+            dir,
+        }
+    }
+
     async fn start(&mut self) {
-        assert!(self.child.is_none(), "the app is still running");
-        let mut child = self
-            .settings
-            .command(&self.dir)
-            .spawn()
-            .expect("spawn oncepay");
-        let listening = drain_output(&mut child, &self.logs);
-        self.child = Some(child);
+        let listening = self.launch();
 
         let deadline = Instant::now() + PROCESS_DEADLINE;
         let addr = loop {
@@ -118,6 +126,20 @@ impl TestApp {
             }
         };
         self.address = format!("http://{addr}");
+    }
+
+    /// Starts the process without waiting for it to listen; the receiver
+    /// gets its address once it does.
+    pub fn launch(&mut self) -> mpsc::Receiver<String> {
+        assert!(self.child.is_none(), "the app is still running");
+        let mut child = self
+            .settings
+            .command(&self.dir)
+            .spawn()
+            .expect("spawn oncepay");
+        let listening = drain_output(&mut child, &self.logs);
+        self.child = Some(child);
+        listening
     }
 
     /// Kills the process with SIGKILL, as a crash would.
@@ -149,7 +171,8 @@ impl TestApp {
         }
     }
 
-    /// Starts a new process on the same database and ledger.
+    /// Starts a new process on the same database and ledger (the first one,
+    /// for an app from [`TestApp::prepared_on`]).
     pub async fn restart(&mut self) {
         self.start().await;
     }

@@ -4,7 +4,8 @@
 //!
 //! `helpers` holds the `TestApp`; the other modules group behaviour: retries,
 //! byte-identical retries, rejected requests, concurrent duplicates, crashes
-//! and restarts, signed status updates, listing, and operating the service.
+//! and restarts, signed status updates, listing, operating the service, and
+//! upgrading a file an earlier release wrote.
 
 mod answer;
 mod client;
@@ -26,3 +27,4 @@ mod services;
 mod settings;
 mod status_updates;
 mod storms;
+mod upgrades;
