@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Barrier;
 
-use crate::helpers::{Settings, TestApp, eventually, fresh_key, payment_body};
+use crate::helpers::{Answer, Settings, TestApp, eventually, fresh_key, payment_body};
 use crate::ledger;
 use crate::services::{TestDatabase, TestMongoDatabase, TestRedisPrefix, local_redis_cluster};
 
@@ -159,6 +159,89 @@ async fn duplicates_sprayed_across_three_processes_sharing_redis_and_postgres_ch
     let redis_at = Some((redis.url.as_str(), redis.prefix.as_str()));
     let deployment = deploy(&database.url, redis_at, "store=postgres check=redis").await;
     one_payment_and_one_charge_per_key(&deployment).await;
+    redis.clean_up().await;
+}
+
+/// Sends `request` until it is answered with something other than `409`.
+async fn send_until_not_in_flight(request: reqwest::RequestBuilder) -> Answer {
+    loop {
+        let again = request.try_clone().expect("a request with a plain body");
+        let response = again.send().await.expect("oncepay answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("a body").to_vec();
+        if status != 409 {
+            return Answer {
+                status,
+                headers,
+                body,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// With Redis and each process's own near check in front of it, a request
+/// with another body under a key in flight elsewhere, or answered elsewhere,
+/// never gets that key's payment, even when Redis loses every entry in the
+/// middle of the storm; each key still makes one payment and one charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_body_among_duplicates_across_processes_never_gets_their_payment() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let Some(redis) = TestRedisPrefix::new().await else {
+        return;
+    };
+    let redis_at = Some((redis.url.as_str(), redis.prefix.as_str()));
+    let deployment = deploy(&database.url, redis_at, "store=postgres check=redis").await;
+    let keys: Vec<String> = (0..KEYS).map(|_| fresh_key()).collect();
+    let mut requests = Vec::new();
+    for app in &deployment.apps {
+        for key in &keys {
+            for duplicate in 0..DUPLICATES_PER_PROCESS {
+                let amount = if duplicate == 0 { 9_999 } else { 1_250 };
+                let body = serde_json::json!({
+                    "amount": amount, "currency": "EUR", "payment_method": "pm_card_ok"
+                });
+                requests.push((key.clone(), amount, app.payment_request(key, &body)));
+            }
+        }
+    }
+
+    let barrier = Arc::new(Barrier::new(requests.len() + 1));
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|(key, amount, request)| {
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                (key, amount, send_until_not_in_flight(request).await)
+            })
+        })
+        .collect();
+    barrier.wait().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    redis.clean_up().await;
+    let mut payments = std::collections::BTreeMap::<String, BTreeSet<String>>::new();
+    for task in tasks {
+        let (key, amount, answer) = task.await.expect("the request task");
+        if answer.status == 422 {
+            continue;
+        }
+        let payment = answer.assert_succeeded();
+        assert_eq!(
+            payment["amount"], amount,
+            "{key} answered another body's payment"
+        );
+        let id = payment["id"].as_str().expect("an id").to_owned();
+        payments.entry(key).or_default().insert(id);
+    }
+
+    assert_eq!(payments.len(), KEYS, "every key was paid");
+    assert!(payments.values().all(|ids| ids.len() == 1), "{payments:?}");
+    let charged = ledger::read(&deployment.ledger_file);
+    assert_eq!(charged.len(), KEYS, "one charge per key");
     redis.clean_up().await;
 }
 
