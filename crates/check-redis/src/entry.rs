@@ -49,10 +49,11 @@ pub(crate) fn answer(
 /// `remaining_millis` is the entry's time to live as Redis reports it; a
 /// negative value (no expiry) is read as zero.
 pub(crate) fn read(entry: &str, remaining_millis: i64) -> Result<FastBegin, CheckError> {
+    let remaining_millis = u64::try_from(remaining_millis).unwrap_or(0);
     if let Some(fingerprint) = entry.strip_prefix(MARK_TAG) {
         return Ok(FastBegin::InFlight {
             fingerprint: RequestFingerprint::from_stored(fingerprint.to_owned()),
-            remaining_millis: u64::try_from(remaining_millis).unwrap_or(0),
+            remaining_millis,
         });
     }
     let Some(json) = entry.strip_prefix(ANSWER_TAG) else {
@@ -67,6 +68,7 @@ pub(crate) fn read(entry: &str, remaining_millis: i64) -> Result<FastBegin, Chec
     Ok(FastBegin::Answered {
         fingerprint: RequestFingerprint::from_stored(stored.fingerprint),
         payment: Arc::new(payment),
+        remaining_millis,
     })
 }
 
@@ -139,12 +141,14 @@ mod tests {
         let FastBegin::Answered {
             fingerprint: theirs,
             payment: recorded,
+            remaining_millis,
         } = read
         else {
             panic!("expected an answer, got {read:?}");
         };
         assert_eq!(theirs, fingerprint());
         assert_eq!(*recorded, payment);
+        assert_eq!(remaining_millis, 60_000);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum FastBegin {
         fingerprint: RequestFingerprint,
         /// The final payment.
         payment: Arc<Payment>,
+        /// How long the check keeps the answer, in milliseconds.
+        remaining_millis: u64,
     },
 }
 

@@ -241,6 +241,7 @@ impl Engine {
             Ok(FastBegin::Answered {
                 fingerprint: theirs,
                 payment,
+                ..
             }) => {
                 if &theirs == fingerprint {
                     PaymentAnswer::Retried(payment)

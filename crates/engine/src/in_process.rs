@@ -164,6 +164,7 @@ impl FastCheck for InProcessCheck {
                 Entry::Answered(answer) => FastBegin::Answered {
                     fingerprint: answer.fingerprint.clone(),
                     payment: Arc::clone(&answer.payment),
+                    remaining_millis: (slot.expires - now).as_millis() as u64,
                 },
             });
         }

@@ -67,12 +67,17 @@ impl FastCheck for LayeredCheck {
             // this process's next duplicate asks Redis again and sees the
             // answer as soon as there is one.
             Ok(FastBegin::InFlight { .. }) => self.near.clear(scope).await?,
+            // Kept near no longer than Redis keeps it: past that, the
+            // record behind it may be gone and the key free for a new
+            // request, which Redis would let through.
             Ok(FastBegin::Answered {
                 fingerprint,
                 payment,
+                remaining_millis,
             }) => {
+                let ttl = (*remaining_millis).min(ttl_millis);
                 self.near
-                    .answer(scope, fingerprint, Arc::clone(payment), ttl_millis)
+                    .answer(scope, fingerprint, Arc::clone(payment), ttl)
                     .await?;
             }
             // The engine goes on as if this request marked the key, and
@@ -256,6 +261,29 @@ mod tests {
         }
         // The mark seen in flight, then the answer once: later ones are near.
         assert_eq!(shared.begins.load(Ordering::SeqCst), 3);
+        Ok(())
+    }
+
+    /// An answer read from the shared check is kept near no longer than the
+    /// shared check keeps it: once it lapses there (and the record behind it
+    /// may be gone), this process asks again instead of answering from
+    /// memory.
+    #[tokio::test]
+    async fn an_answer_seen_elsewhere_lapses_here_when_it_lapses_there() -> Result<(), CheckError> {
+        let (_, one, two) = two_processes();
+        let (fingerprint, payment) = request(1);
+        one.begin(&scope(), &fingerprint, TTL).await?;
+        one.answer(&scope(), &fingerprint, payment, 200).await?;
+
+        let seen = two.begin(&scope(), &fingerprint, TTL).await?;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let after_it_lapsed = two.begin(&scope(), &fingerprint, TTL).await?;
+
+        assert!(matches!(seen, FastBegin::Answered { .. }), "{seen:?}");
+        assert!(
+            matches!(after_it_lapsed, FastBegin::Marked),
+            "{after_it_lapsed:?}"
+        );
         Ok(())
     }
 

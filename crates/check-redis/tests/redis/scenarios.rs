@@ -51,12 +51,17 @@ pub async fn an_answer_replaces_the_mark_and_round_trips(check: &RedisCheck) {
     let Ok(FastBegin::Answered {
         fingerprint: theirs,
         payment: recorded,
+        remaining_millis,
     }) = later
     else {
         panic!("expected the recorded answer, got {later:?}");
     };
     assert_eq!(theirs, fingerprint(1));
     assert_eq!(*recorded, *payment);
+    assert!(
+        (1..=60_000).contains(&remaining_millis),
+        "{remaining_millis}"
+    );
 }
 
 /// Clearing a mark frees the key for the next request.
