@@ -23,7 +23,11 @@ use crate::config::{Flags, Settings};
 /// the CPU of a replay (perf, docs/benchmarks.md) and kept arenas per thread.
 /// Its v2 series (Cargo.toml): v3 holds freed pages for a second before
 /// returning them, and back-to-back storms of 1000 requests then peaked at
-/// 68-72 MiB instead of 54-58 MiB, at the same speed.
+/// 68-72 MiB instead of 54-58 MiB, at the same speed. Built with `no_thp`:
+/// otherwise it asks the kernel for transparent huge pages on its arenas,
+/// and each 2 MiB page counts whole in RSS as soon as one byte of it is
+/// touched (16 MiB of huge pages at start; 56 MiB against 28 MiB with 1000
+/// connections that each made one request), with no speed to show for it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
