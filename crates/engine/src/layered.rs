@@ -207,6 +207,14 @@ mod tests {
         (fingerprint, Arc::new(payment))
     }
 
+    /// What `check` says to a request with `fingerprint` on the test's key.
+    async fn begin(
+        check: &LayeredCheck,
+        fingerprint: &RequestFingerprint,
+    ) -> Result<FastBegin, CheckError> {
+        check.begin(&scope(), fingerprint, TTL).await
+    }
+
     fn two_processes() -> (Arc<Counted>, LayeredCheck, LayeredCheck) {
         let shared = Arc::new(Counted::default());
         let one = LayeredCheck::new(Arc::clone(&shared) as Arc<dyn FastCheck>);
@@ -222,15 +230,15 @@ mod tests {
         let (shared, one, two) = two_processes();
         let (fingerprint, _) = request(1);
         assert!(matches!(
-            one.begin(&scope(), &fingerprint, TTL).await?,
+            begin(&one, &fingerprint).await?,
             FastBegin::Marked
         ));
         for _ in 0..100 {
-            let again = one.begin(&scope(), &fingerprint, TTL).await?;
+            let again = begin(&one, &fingerprint).await?;
             assert!(matches!(again, FastBegin::InFlight { .. }), "{again:?}");
         }
         assert_eq!(shared.begins.load(Ordering::SeqCst), 1);
-        let elsewhere = two.begin(&scope(), &fingerprint, TTL).await?;
+        let elsewhere = begin(&two, &fingerprint).await?;
         assert!(
             matches!(elsewhere, FastBegin::InFlight { .. }),
             "{elsewhere:?}"
@@ -245,8 +253,8 @@ mod tests {
     async fn another_process_answer_is_seen_and_then_kept_near() -> Result<(), CheckError> {
         let (shared, one, two) = two_processes();
         let (fingerprint, payment) = request(1);
-        one.begin(&scope(), &fingerprint, TTL).await?;
-        let elsewhere = two.begin(&scope(), &fingerprint, TTL).await?;
+        begin(&one, &fingerprint).await?;
+        let elsewhere = begin(&two, &fingerprint).await?;
         assert!(
             matches!(elsewhere, FastBegin::InFlight { .. }),
             "{elsewhere:?}"
@@ -254,7 +262,7 @@ mod tests {
         one.answer(&scope(), &fingerprint, Arc::clone(&payment), TTL)
             .await?;
         for _ in 0..3 {
-            match two.begin(&scope(), &fingerprint, TTL).await? {
+            match begin(&two, &fingerprint).await? {
                 FastBegin::Answered { payment: seen, .. } => assert_eq!(seen.id, payment.id),
                 other => panic!("expected the answer, got {other:?}"),
             }
@@ -272,12 +280,12 @@ mod tests {
     async fn an_answer_seen_elsewhere_lapses_here_when_it_lapses_there() -> Result<(), CheckError> {
         let (_, one, two) = two_processes();
         let (fingerprint, payment) = request(1);
-        one.begin(&scope(), &fingerprint, TTL).await?;
+        begin(&one, &fingerprint).await?;
         one.answer(&scope(), &fingerprint, payment, 200).await?;
 
-        let seen = two.begin(&scope(), &fingerprint, TTL).await?;
+        let seen = begin(&two, &fingerprint).await?;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let after_it_lapsed = two.begin(&scope(), &fingerprint, TTL).await?;
+        let after_it_lapsed = begin(&two, &fingerprint).await?;
 
         assert!(matches!(seen, FastBegin::Answered { .. }), "{seen:?}");
         assert!(
@@ -293,15 +301,15 @@ mod tests {
     async fn a_cleared_mark_frees_the_key_everywhere() -> Result<(), CheckError> {
         let (_, one, two) = two_processes();
         let (fingerprint, _) = request(1);
-        one.begin(&scope(), &fingerprint, TTL).await?;
+        begin(&one, &fingerprint).await?;
         one.clear(&scope()).await?;
         assert!(matches!(
-            one.begin(&scope(), &fingerprint, TTL).await?,
+            begin(&one, &fingerprint).await?,
             FastBegin::Marked
         ));
         one.clear(&scope()).await?;
         assert!(matches!(
-            two.begin(&scope(), &fingerprint, TTL).await?,
+            begin(&two, &fingerprint).await?,
             FastBegin::Marked
         ));
         Ok(())
@@ -315,13 +323,13 @@ mod tests {
         let (shared, one, _) = two_processes();
         shared.down.store(true, Ordering::SeqCst);
         let (fingerprint, _) = request(1);
-        assert!(one.begin(&scope(), &fingerprint, TTL).await.is_err());
-        let again = one.begin(&scope(), &fingerprint, TTL).await?;
+        assert!(begin(&one, &fingerprint).await.is_err());
+        let again = begin(&one, &fingerprint).await?;
         assert!(matches!(again, FastBegin::InFlight { .. }), "{again:?}");
         one.clear(&scope()).await?;
         shared.down.store(false, Ordering::SeqCst);
         assert!(matches!(
-            one.begin(&scope(), &fingerprint, TTL).await?,
+            begin(&one, &fingerprint).await?,
             FastBegin::Marked
         ));
         Ok(())

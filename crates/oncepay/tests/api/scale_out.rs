@@ -138,6 +138,16 @@ async fn one_payment_and_one_charge_per_key(deployment: &Deployment) {
     );
 }
 
+/// The deployment on a database and a Redis prefix of its own; `None` (the
+/// test is skipped) when PostgreSQL or Redis is not there.
+async fn deploy_on_redis_and_postgres() -> Option<(TestDatabase, TestRedisPrefix, Deployment)> {
+    let database = TestDatabase::create().await?;
+    let redis = TestRedisPrefix::new().await?;
+    let redis_at = Some((redis.url.as_str(), redis.prefix.as_str()));
+    let deployment = deploy(&database.url, redis_at, "store=postgres check=redis").await;
+    Some((database, redis, deployment))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicates_sprayed_across_three_processes_on_postgres_charge_once_per_key() {
     let Some(database) = TestDatabase::create().await else {
@@ -150,14 +160,9 @@ async fn duplicates_sprayed_across_three_processes_on_postgres_charge_once_per_k
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicates_sprayed_across_three_processes_sharing_redis_and_postgres_charge_once_per_key()
 {
-    let Some(database) = TestDatabase::create().await else {
+    let Some((_database, redis, deployment)) = deploy_on_redis_and_postgres().await else {
         return;
     };
-    let Some(redis) = TestRedisPrefix::new().await else {
-        return;
-    };
-    let redis_at = Some((redis.url.as_str(), redis.prefix.as_str()));
-    let deployment = deploy(&database.url, redis_at, "store=postgres check=redis").await;
     one_payment_and_one_charge_per_key(&deployment).await;
     redis.clean_up().await;
 }
@@ -187,14 +192,9 @@ async fn send_until_not_in_flight(request: reqwest::RequestBuilder) -> Answer {
 /// middle of the storm; each key still makes one payment and one charge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn another_body_among_duplicates_across_processes_never_gets_their_payment() {
-    let Some(database) = TestDatabase::create().await else {
+    let Some((_database, redis, deployment)) = deploy_on_redis_and_postgres().await else {
         return;
     };
-    let Some(redis) = TestRedisPrefix::new().await else {
-        return;
-    };
-    let redis_at = Some((redis.url.as_str(), redis.prefix.as_str()));
-    let deployment = deploy(&database.url, redis_at, "store=postgres check=redis").await;
     let keys: Vec<String> = (0..KEYS).map(|_| fresh_key()).collect();
     let mut requests = Vec::new();
     for app in &deployment.apps {
