@@ -38,6 +38,7 @@ impl Checkpointer {
         connection
             .busy_timeout(Duration::from_secs(5))
             .map_err(unavailable)?;
+        crate::limit_helper_page_cache(&connection)?;
         let (stop, stopped) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
