@@ -38,7 +38,7 @@ impl Checkpointer {
         connection
             .busy_timeout(Duration::from_secs(5))
             .map_err(unavailable)?;
-        crate::limit_helper_page_cache(&connection)?;
+        crate::limit_page_cache(&connection, crate::HELPER_CACHE_KIB)?;
         let (stop, stopped) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())

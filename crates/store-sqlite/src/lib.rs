@@ -87,7 +87,7 @@ const WRITER_CACHE_KIB: i64 = 2000;
 /// connection's temporary database, in KiB. A reader looks up a row by key
 /// or reads one page of a list; what it misses comes from the operating
 /// system's file cache.
-const HELPER_CACHE_KIB: i64 = 64;
+pub(crate) const HELPER_CACHE_KIB: i64 = 64;
 
 /// Sets how much page cache a connection may keep, for its database and
 /// for its temporary one.
@@ -97,7 +97,7 @@ const HELPER_CACHE_KIB: i64 = 64;
 /// large as the sum of every cache's limit, and any one connection may fill
 /// what the others leave unused. With SQLite's default of 2 000 KiB
 /// everywhere, the writer slowly took the unused shares of the checkpoint
-/// connection, the readers and its own temporary database (which it never
+/// connection, the readers and its own temporary database (which it barely
 /// uses): SQLite's memory grew by about 0.75 MiB a minute through a soak.
 /// Small limits for everything but the writer keep the pool near the
 /// writer's own 2 MiB, which it fills within seconds.
@@ -112,11 +112,6 @@ pub(crate) fn limit_page_cache(connection: &Connection, kib: i64) -> Result<(), 
             )
         })
         .map_err(unavailable)
-}
-
-/// [`limit_page_cache`] for a connection other than the writer's.
-pub(crate) fn limit_helper_page_cache(connection: &Connection) -> Result<(), StoreError> {
-    limit_page_cache(connection, HELPER_CACHE_KIB)
 }
 
 /// Runs one statement through the connection's cache of prepared

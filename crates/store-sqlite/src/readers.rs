@@ -58,7 +58,7 @@ impl ReaderPool {
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
-        crate::limit_helper_page_cache(&connection)?;
+        crate::limit_page_cache(&connection, crate::HELPER_CACHE_KIB)?;
         Ok(connection)
     }
 
