@@ -4,7 +4,7 @@
 //! payments without touching the store. Losing it costs speed only: the
 //! engine always claims in the durable store before calling the PSP.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -43,12 +43,47 @@ pub enum FastBegin {
     },
 }
 
+/// The bytes a final answer was shown with, kept beside it so that exact
+/// replays send them again instead of rendering the payment each time.
+///
+/// Whoever shows the answer first fills it; what the bytes are is the
+/// business of the layer that shows them. A final payment never changes, so
+/// neither do they.
+#[derive(Debug, Default)]
+pub struct Rendering(OnceLock<Bytes>);
+
+impl Rendering {
+    /// The kept bytes, or those `render` makes, which are then kept. A
+    /// failed rendering keeps nothing.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `render` returns.
+    pub fn get_or_render<E>(&self, render: impl FnOnce() -> Result<Bytes, E>) -> Result<Bytes, E> {
+        if let Some(bytes) = self.0.get() {
+            return Ok(bytes.clone());
+        }
+        let bytes = render()?;
+        // Two replays may render at once; both made the same bytes.
+        Ok(self.0.get_or_init(|| bytes).clone())
+    }
+}
+
+/// A final answer kept by the check, as an exact replay receives it.
+#[derive(Debug, Clone)]
+pub struct KeptAnswer {
+    /// The final payment.
+    pub payment: Arc<Payment>,
+    /// How it was shown, once it has been.
+    pub rendering: Arc<Rendering>,
+}
+
 /// What the check holds for a retry sent with the exact body of an answered
 /// request.
 #[derive(Debug, Clone)]
 pub enum ExactReplay {
-    /// The body is, byte for byte, the one kept with this final payment.
-    Answered(Arc<Payment>),
+    /// The body is, byte for byte, the one kept with this final answer.
+    Answered(KeptAnswer),
     /// No final answer is kept with these bytes: the request takes the full
     /// path (parse, fingerprint, [`FastCheck::begin`]).
     NotKnown,
@@ -115,4 +150,26 @@ pub trait FastCheck: Send + Sync + 'static {
 
     /// Drops expired entries, for checks that do not expire them themselves.
     async fn purge_expired(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendering_is_made_once_and_a_failed_one_is_not_kept() {
+        let rendering = Rendering::default();
+
+        let failed: Result<Bytes, &str> = rendering.get_or_render(|| Err("broken"));
+        let made = rendering.get_or_render(|| Ok::<_, &str>(Bytes::from_static(b"first")));
+        let kept = rendering.get_or_render(|| Ok::<_, &str>(Bytes::from_static(b"second")));
+
+        assert_eq!(failed, Err("broken"));
+        assert_eq!(made.as_deref(), Ok(&b"first"[..]));
+        assert_eq!(
+            kept.as_deref(),
+            Ok(&b"first"[..]),
+            "rendered once, then kept"
+        );
+    }
 }

@@ -15,7 +15,7 @@ use oncepay_domain::{
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::check::{ExactReplay, FastBegin, FastCheck, KeyScope};
+use crate::check::{ExactReplay, FastBegin, FastCheck, KeptAnswer, KeyScope};
 use crate::metrics::Metrics;
 use crate::provider::PaymentProvider;
 use crate::store::{Claim, ClaimOutcome, Cursor, DurableStore, Page, StoreError};
@@ -163,22 +163,23 @@ impl Engine {
     /// check knows no such answer; the request then goes through [`pay`].
     ///
     /// Only final payments are ever kept in the check, and final payments
-    /// never change, so the replay is the payment as it stands now.
+    /// never change, so the replay is the payment as it stands now, and the
+    /// answer carries the bytes it was last shown with, once it has been.
     ///
     /// [`pay`]: Engine::pay
-    pub async fn replay_exact(&self, scope: &KeyScope, body: &[u8]) -> Option<PaymentAnswer> {
-        let payment = match self.check.replay_exact(scope, body).await {
-            Ok(ExactReplay::Answered(payment)) => payment,
-            Ok(ExactReplay::NotKnown) => return None,
+    pub async fn replay_exact(&self, scope: &KeyScope, body: &[u8]) -> Option<KeptAnswer> {
+        match self.check.replay_exact(scope, body).await {
+            Ok(ExactReplay::Answered(kept)) => {
+                self.metrics.record_replay();
+                Some(kept)
+            }
+            Ok(ExactReplay::NotKnown) => None,
             Err(error) => {
                 self.metrics.record_check_failure();
                 debug!(%error, check = self.check.backend(), "primary check failed, parsing the body");
-                return None;
+                None
             }
-        };
-        let answer = PaymentAnswer::Retried(payment);
-        self.count(&answer);
-        Some(answer)
+        }
     }
 
     /// Executes a payment at most once per (merchant, key) and answers every

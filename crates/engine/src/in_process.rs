@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use oncepay_domain::{Payment, RequestFingerprint};
 
-use crate::check::{CheckError, ExactReplay, FastBegin, FastCheck, KeyScope};
+use crate::check::{
+    CheckError, ExactReplay, FastBegin, FastCheck, KeptAnswer, KeyScope, Rendering,
+};
 
 const SHARDS: usize = 32;
 
@@ -66,6 +68,8 @@ struct Answer {
     payment: Arc<Payment>,
     /// `None` when the body was too large to keep, or never given.
     body: Option<Bytes>,
+    /// The answer as exact replays show it, once one has.
+    rendering: Arc<Rendering>,
 }
 
 #[derive(Debug)]
@@ -189,6 +193,7 @@ impl FastCheck for InProcessCheck {
             fingerprint,
             payment,
             body: None,
+            rendering: Arc::default(),
         };
         self.record(scope, answer, ttl_millis);
         Ok(())
@@ -208,6 +213,7 @@ impl FastCheck for InProcessCheck {
             fingerprint,
             payment,
             body,
+            rendering: Arc::default(),
         };
         self.record(scope, answer, ttl_millis);
         Ok(())
@@ -221,7 +227,10 @@ impl FastCheck for InProcessCheck {
         // replay a payment to a request that should have been refused (422).
         Ok(match slot.map(|slot| &slot.entry) {
             Some(Entry::Answered(answer)) if answer.body.as_deref() == Some(body) => {
-                ExactReplay::Answered(Arc::clone(&answer.payment))
+                ExactReplay::Answered(KeptAnswer {
+                    payment: Arc::clone(&answer.payment),
+                    rendering: Arc::clone(&answer.rendering),
+                })
             }
             _ => ExactReplay::NotKnown,
         })
@@ -315,7 +324,7 @@ mod tests {
         let other_scope = check.replay_exact(&other_key, sent.as_bytes()).await?;
 
         assert!(matches!(while_in_flight, ExactReplay::NotKnown));
-        assert!(matches!(same_bytes, ExactReplay::Answered(p) if p.id == payment.id));
+        assert!(matches!(same_bytes, ExactReplay::Answered(kept) if kept.payment.id == payment.id));
         assert!(matches!(same_meaning, ExactReplay::NotKnown));
         assert!(matches!(other_scope, ExactReplay::NotKnown));
         Ok(())

@@ -18,7 +18,7 @@ pub mod recovery;
 pub mod status_update;
 pub mod store;
 
-pub use check::{CheckError, ExactReplay, FastBegin, FastCheck, KeyScope};
+pub use check::{CheckError, ExactReplay, FastBegin, FastCheck, KeptAnswer, KeyScope, Rendering};
 pub use engine::{Engine, EngineConfig, PaymentAnswer};
 pub use in_process::InProcessCheck;
 pub use layered::LayeredCheck;

@@ -11,12 +11,13 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use oncepay_domain::{Payment, PaymentId, PaymentRequest, PaymentStatus, RequestFingerprint};
-use oncepay_engine::{KeyScope, Page, PaymentAnswer, StoreError};
+use oncepay_engine::{KeptAnswer, KeyScope, Page, PaymentAnswer, StoreError};
 use serde::Deserialize;
 use tracing::Span;
 use utoipa::IntoParams;
@@ -60,8 +61,8 @@ pub async fn create_payment(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let scope = KeyScope { merchant, key };
-    if let Some(answer) = state.engine.replay_exact(&scope, &body).await {
-        return payment_answer(answer);
+    if let Some(kept) = state.engine.replay_exact(&scope, &body).await {
+        return exact_replay(kept);
     }
 
     let request = PaymentRequest::parse(&parse_json(&body)?)?;
@@ -104,16 +105,53 @@ fn payment_answer(answer: PaymentAnswer) -> Result<Response, ApiError> {
     Ok((replayed, response).into_response())
 }
 
+/// Answers a retry sent with the exact bytes of a final answer's request.
+///
+/// Rendering the payment was a quarter of a replay's instructions
+/// (callgrind), so a succeeded payment is rendered by its first exact replay
+/// and its bytes kept with the answer for the next ones. Declines are shown
+/// as problems and rendered each time; they are rarely retried.
+fn exact_replay(kept: KeptAnswer) -> Result<Response, ApiError> {
+    let payment = kept.payment;
+    if payment.status != PaymentStatus::Succeeded {
+        return payment_answer(PaymentAnswer::Retried(payment));
+    }
+    Span::current().record("idempotency", "replayed");
+    let body = kept.rendering.get_or_render(|| {
+        let mut body = render_payment(&payment)?;
+        // Kept for as long as the answer: no spare capacity with it.
+        body.shrink_to_fit();
+        Ok::<_, ApiError>(Bytes::from(body))
+    })?;
+    let replayed = [(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"))];
+    let response = rendered_payment(StatusCode::CREATED, &payment, body);
+    Ok((replayed, response).into_response())
+}
+
 /// A payment as the body, with its `Location`; notes its id in the request log.
 pub fn payment_response(status: StatusCode, payment: &Payment) -> Response {
-    Span::current().record("payment_id", payment.id.as_str());
+    match render_payment(payment) {
+        Ok(body) => rendered_payment(status, payment, Bytes::from(body)),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The payment's JSON.
+fn render_payment(payment: &Payment) -> Result<Vec<u8>, ApiError> {
     // Serialized into a buffer sized for a typical payment up front: growing
     // the buffer step by step cost more than writing the JSON (callgrind).
     let mut body = Vec::with_capacity(1024);
-    if let Err(error) = serde_json::to_writer(&mut body, &PaymentJson::from(payment)) {
+    serde_json::to_writer(&mut body, &PaymentJson::from(payment)).map_err(|error| {
         let cause = StoreError::Corrupt(format!("cannot render payment: {error}"));
-        return ApiError::Internal(cause).into_response();
-    }
+        ApiError::Internal(cause)
+    })?;
+    Ok(body)
+}
+
+/// `body`, the payment's JSON, with its `Location`; notes the payment's id
+/// in the request log.
+fn rendered_payment(status: StatusCode, payment: &Payment, body: Bytes) -> Response {
+    Span::current().record("payment_id", payment.id.as_str());
     let json = HeaderValue::from_static("application/json");
     (
         status,

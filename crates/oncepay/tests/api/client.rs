@@ -9,6 +9,20 @@ use serde_json::{Value, json};
 use crate::answer::Answer;
 use crate::helpers::{TestApp, WEBHOOK_SECRET};
 
+/// Sends a request built beforehand, from any task, and reads the whole
+/// answer; an error means the connection failed.
+pub async fn fetch(request: reqwest::RequestBuilder) -> reqwest::Result<Answer> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?.to_vec();
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
 impl TestApp {
     /// A signature header value for `body`, made now with the suite's secret.
     pub fn sign(&self, body: &str) -> String {
@@ -43,15 +57,7 @@ impl TestApp {
 
     /// Sends a request; an error means the connection failed (a crash, say).
     pub async fn try_send(&self, request: reqwest::RequestBuilder) -> reqwest::Result<Answer> {
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await?.to_vec();
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
+        fetch(request).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {

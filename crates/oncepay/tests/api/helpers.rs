@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub use crate::answer::Answer;
-pub use crate::client::{signature, unix_now};
+pub use crate::client::{fetch, signature, unix_now};
 pub use crate::ledger::Charge;
 use crate::output::drain_output;
 pub use crate::settings::Settings;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{Settings, TestApp, fresh_key};
+use crate::helpers::{Settings, TestApp, fetch, fresh_key};
 
 /// One body, spelled once: retries resend exactly these bytes.
 const SENT: &str = r#"{"amount":1250,"currency":"EUR","payment_method":"pm_card_ok"}"#;
@@ -159,4 +159,59 @@ async fn a_byte_identical_retry_of_a_body_too_large_to_keep_is_still_a_replay() 
     first.assert_succeeded();
     retry.assert_replay_of(&first);
     assert_eq!(app.charges().len(), 1);
+}
+
+/// Exact retries of many keys at once, interleaved and repeated: each gets
+/// its own payment's bytes, whichever retry first showed that answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_exact_retries_of_twenty_keys_each_get_their_own_payment() {
+    let app = TestApp::spawn().await;
+    let mut firsts = Vec::new();
+    for cents in 1000..1020 {
+        let key = fresh_key();
+        let body = SENT.replace("1250", &cents.to_string());
+        let first = app.post_payment_raw(&[&key], &body).await;
+        first.assert_succeeded();
+        firsts.push((key, body, first));
+    }
+
+    let mut retries = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        for (index, (key, body, _)) in firsts.iter().enumerate() {
+            let request = app.payment_request_raw(&[key], body);
+            retries.spawn(async move { (index, fetch(request).await) });
+        }
+    }
+    let answers = retries.join_all().await;
+
+    assert_eq!(answers.len(), 200);
+    for (index, answer) in answers {
+        let answer = answer.expect("oncepay answers");
+        let (_, _, first) = &firsts[index];
+        answer.assert_replay_of(first);
+        assert_eq!(answer.header("location"), first.header("location"));
+        assert_eq!(answer.header("content-type"), first.header("content-type"));
+    }
+    assert_eq!(app.metric(PSP_CALLS, "").await, 20.0);
+    assert_eq!(app.charges().len(), 20);
+}
+
+#[tokio::test]
+async fn a_byte_identical_retry_of_a_declined_payment_is_declined_again() {
+    let app = TestApp::spawn().await;
+    let key = fresh_key();
+    let sent = SENT.replace("pm_card_ok", "pm_card_declined");
+    let first = app.post_payment_raw(&[&key], &sent).await;
+
+    let retry = app.post_payment_raw(&[&key], &sent).await;
+    let again = app.post_payment_raw(&[&key], &sent).await;
+
+    first.assert_problem(402, "payment-declined");
+    assert_eq!(first.replayed(), Some("false"));
+    for answer in [&retry, &again] {
+        answer.assert_problem(402, "payment-declined");
+        assert_eq!(answer.replayed(), Some("true"));
+        assert_eq!(answer.body, first.body, "the decline is shown as before");
+    }
+    assert_eq!(app.metric(PSP_CALLS, "").await, 1.0);
 }

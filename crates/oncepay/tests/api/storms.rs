@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::Barrier;
 
-use crate::helpers::{Answer, Settings, TestApp, fresh_key, payment_body};
+use crate::helpers::{Answer, Settings, TestApp, fetch, fresh_key, payment_body};
 
 /// Slow enough that simultaneous duplicates overlap with the first execution.
 fn slow_psp() -> Settings {
@@ -24,18 +24,7 @@ async fn fire(app: &TestApp, requests: Vec<(String, Value)>) -> Vec<(String, Ans
             let barrier = Arc::clone(&barrier);
             tokio::spawn(async move {
                 barrier.wait().await;
-                let response = request.send().await.expect("oncepay answers");
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                let body = response.bytes().await.expect("a whole body").to_vec();
-                (
-                    key,
-                    Answer {
-                        status,
-                        headers,
-                        body,
-                    },
-                )
+                (key, fetch(request).await.expect("oncepay answers"))
             })
         })
         .collect();
