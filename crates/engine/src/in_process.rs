@@ -21,7 +21,8 @@ const SHARDS: usize = 32;
 
 /// Most answers kept per shard: 8 192 in all, some 10 MiB (measured: about
 /// 1.2 KiB an answer, with its payment, key and kept body, after a run of
-/// fresh payments). A new answer that finds its shard full pushes an older
+/// fresh payments; an exact replay adds the rendered payment, about 0.4 KiB
+/// for a typical one, at most the kept body's 1 KiB and the fixed fields). A new answer that finds its shard full pushes an older
 /// one out (the store still answers it), so memory stays bounded under any
 /// key churn. Retries come soon after their request: at a thousand payments
 /// a second this holds the last eight seconds of answers, at twenty thousand
