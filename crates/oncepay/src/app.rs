@@ -106,7 +106,9 @@ impl Application {
             warn!(%error, "background recovery ended abnormally");
         }
         drop(self.engine);
-        served.context("serve HTTP")
+        served.context("serve HTTP")?;
+        info!("oncepay stopped; every payment it started is recorded");
+        Ok(())
     }
 }
 

@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(settings.log_format);
+    let _log_writer = telemetry::init(settings.log_format);
 
     match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,

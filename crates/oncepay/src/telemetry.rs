@@ -3,16 +3,26 @@
 //! The level filter comes from `RUST_LOG` (default `info`). Colours are used
 //! only on a terminal and never when `NO_COLOR` is set, so piped output stays
 //! plain text that scripts and tests can read.
+//!
+//! Lines are formatted where they happen and written by a thread of their
+//! own, in batches: one `write` per line on the request path, each taking
+//! the lock on stdout, cost a quarter of the throughput at the default
+//! level (docs/benchmarks.md). The queue never drops a line: when it is
+//! full, whoever logs waits.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
 
 use tracing::level_filters::LevelFilter;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; call once, before anything logs.
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber; call once, before anything logs. Keep
+/// the guard until the process ends: dropping it writes out the lines still
+/// queued.
+#[must_use = "dropping the guard stops the log writer"]
+pub fn init(format: LogFormat) -> WorkerGuard {
     // PostgreSQL's notices ("relation already exists, skipping" at every
     // start) are noise at info level; they stay visible with RUST_LOG.
     let directives =
@@ -20,9 +30,13 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy(directives);
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(BufWriter::new(std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.with_ansi(use_colour()).init(),
         LogFormat::Json => builder
@@ -32,6 +46,7 @@ pub fn init(format: LogFormat) {
             .with_span_list(false)
             .init(),
     }
+    guard
 }
 
 fn use_colour() -> bool {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Settings, TestApp, eventually, fresh_key, payment_body};
+use crate::helpers::{Settings, TestApp, eventually, fetch, fresh_key, payment_body};
 
 #[tokio::test]
 async fn health_and_readiness_answer_200_when_the_store_is_up() {
@@ -134,6 +134,42 @@ async fn sigterm_lets_the_request_in_flight_finish_before_exiting_cleanly() {
     assert_eq!(response.status().as_u16(), 201);
     assert!(exit.success(), "graceful shutdown exits with 0, got {exit}");
     assert_eq!(app.charges().len(), 1);
+}
+
+/// Log lines are written by a thread of their own; a graceful stop right
+/// after a burst of requests still leaves every one of them in the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_request_is_in_the_log_after_a_graceful_stop() {
+    let mut app = TestApp::spawn().await;
+    let key = fresh_key();
+    app.post_payment(&key, &payment_body("pm_card_ok"))
+        .await
+        .assert_succeeded();
+    let mut retries = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        retries.spawn(fetch(
+            app.payment_request(&key, &payment_body("pm_card_ok")),
+        ));
+    }
+    for retry in retries.join_all().await {
+        retry.expect("oncepay answers").assert_status(201);
+    }
+
+    let exit = app.sigterm().await;
+
+    assert!(exit.success(), "graceful shutdown exits with 0, got {exit}");
+    let logs = eventually("the last line is read", Duration::from_secs(5), || {
+        let logs = app.logs();
+        async move { logs.contains("oncepay stopped").then_some(logs) }
+    })
+    .await;
+    let logged = |outcome: &str| {
+        logs.lines()
+            .filter(|line| line.contains("request completed") && line.contains(outcome))
+            .count()
+    };
+    assert_eq!(logged("\"first\""), 1, "{logs}");
+    assert_eq!(logged("\"replayed\""), 100, "{logs}");
 }
 
 #[tokio::test]
