@@ -4,17 +4,25 @@ use std::fmt;
 
 use rand::RngCore;
 
-/// 32 lower-case hex digits behind a prefix: the creation time in
-/// milliseconds (48 bits), then 80 random bits.
+/// Random bits in a payment id or a PSP key.
+const ID_RANDOM_BYTES: usize = 10;
+
+/// Random bits in an issued idempotency key: the contract asks for at least
+/// 122, as many as a version 4 UUID holds.
+const ISSUED_KEY_RANDOM_BYTES: usize = 16;
+
+/// Lower-case hex digits behind a prefix: the creation time in milliseconds
+/// (48 bits, 12 digits), then `random_bytes` random bytes (at most 16).
 ///
 /// Leading with the time keeps ids created together next to each other in
 /// the stores' indexes, so a new payment touches the last index page rather
 /// than a random one (and durable commits write a few pages, not dozens).
-/// 80 random bits keep ids unguessable; that an id tells when its payment
-/// was created is no secret, since the payment says so itself.
-fn time_ordered_token(prefix: &str) -> String {
+/// The random bits keep them unguessable; that an id tells when it was made
+/// is no secret, since the payment says so itself.
+fn time_ordered_token(prefix: &str, random_bytes: usize) -> String {
     let millis = crate::time_fmt::now_millis().clamp(0, (1 << 48) - 1) as u64;
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; 6 + ISSUED_KEY_RANDOM_BYTES];
+    let bytes = &mut bytes[..6 + random_bytes];
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
     rand::thread_rng().fill_bytes(&mut bytes[6..]);
     format!("{prefix}{}", hex::encode(bytes))
@@ -25,9 +33,9 @@ fn time_ordered_token(prefix: &str) -> String {
 pub struct PaymentId(String);
 
 impl PaymentId {
-    /// A fresh, unguessable id.
+    /// A fresh, unguessable id: the time and 80 random bits.
     pub fn generate() -> Self {
-        Self(time_ordered_token("pay_"))
+        Self(time_ordered_token("pay_", ID_RANDOM_BYTES))
     }
 
     /// Accepts an id as found in a URL path; only the shape is checked.
@@ -64,7 +72,7 @@ pub struct PspKey(String);
 impl PspKey {
     /// A fresh key for a new payment.
     pub fn generate() -> Self {
-        Self(time_ordered_token("psp_"))
+        Self(time_ordered_token("psp_", ID_RANDOM_BYTES))
     }
 
     /// Rebuilds a key read back from a store.
@@ -79,9 +87,9 @@ impl PspKey {
 }
 
 /// A fresh idempotency key as issued by `POST /v1/idempotency-keys`:
-/// `idk_`, the time and 80 random bits.
+/// `idk_`, 12 hex digits of time and 32 of randomness (128 bits).
 pub fn issue_key_text() -> String {
-    time_ordered_token("idk_")
+    time_ordered_token("idk_", ISSUED_KEY_RANDOM_BYTES)
 }
 
 #[cfg(test)]
@@ -100,5 +108,21 @@ mod tests {
             PspKey::generate(),
             "random part differs"
         );
+    }
+
+    #[test]
+    fn an_issued_key_holds_128_random_bits_after_its_time() {
+        let keys: Vec<String> = (0..64).map(|_| issue_key_text()).collect();
+
+        for key in &keys {
+            let digits = key.strip_prefix("idk_").expect("the prefix");
+            assert_eq!(digits.len(), 12 + 32, "{key}");
+            assert!(digits.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+        }
+        // Keys made within the same few milliseconds share their time
+        // digits; what tells them apart is 32 digits of randomness.
+        let random_parts: std::collections::HashSet<&str> =
+            keys.iter().map(|key| &key[4 + 12..]).collect();
+        assert_eq!(random_parts.len(), keys.len());
     }
 }

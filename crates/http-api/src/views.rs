@@ -173,7 +173,7 @@ pub struct PaymentListView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedKeyView {
     /// The key, to send as `Idempotency-Key`.
-    #[schema(example = "idk_0123456789abcdef0123456789abcdef")]
+    #[schema(example = "idk_01a2446b2f7c9e0b3f6d8a21c4e5f7091b2d3c4e5f60")]
     pub key: String,
     /// When oncepay forgets it, RFC 3339.
     pub expires_at: String,
