@@ -195,6 +195,11 @@ impl ApiError {
                 "POST /v1/payments needs an Idempotency-Key header".into()
             }
             Self::InvalidIdempotencyKey(error) => error.to_string().into(),
+            // Only `parse_json`'s own refusal is a data error; its message
+            // names the repeated member and says where it is.
+            Self::InvalidJson(error) if error.is_data() => {
+                format!("the request body is not valid JSON: {error}").into()
+            }
             Self::InvalidJson(error) => format!(
                 "the request body is not valid JSON (line {}, column {})",
                 error.line(),

@@ -75,6 +75,28 @@ async fn a_body_that_is_not_json_is_refused_and_the_same_key_then_proceeds() {
     assert_key_still_usable(&app, &key).await;
 }
 
+/// Parsers disagree on which of two same-named members counts; oncepay
+/// charges neither.
+#[tokio::test]
+async fn a_body_that_names_a_member_twice_is_refused_and_charges_nothing() {
+    let app = TestApp::spawn().await;
+    let key = fresh_key();
+    let bodies = [
+        r#"{"amount":500,"currency":"EUR","payment_method":"pm_card_ok","amount":900}"#,
+        r#"{"amount":500,"currency":"EUR","payment_method":"pm_card_ok","metadata":{"o":"1","o":"2"}}"#,
+    ];
+
+    for body in bodies {
+        let answer = app.post_payment_raw(&[&key], body).await;
+
+        let problem = answer.assert_problem(400, "invalid-json");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("twice"), "{problem}");
+    }
+    assert!(app.charges().is_empty());
+    assert_key_still_usable(&app, &key).await;
+}
+
 #[tokio::test]
 async fn bodies_that_break_the_payment_rules_are_refused_and_the_same_key_then_proceeds() {
     let app = TestApp::spawn().await;
