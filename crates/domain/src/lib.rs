@@ -5,6 +5,7 @@
 //! clients send them, and the request fingerprint that tells a retry from a
 //! different request. Nothing here does I/O.
 
+pub mod fields;
 pub mod fingerprint;
 pub mod ids;
 pub mod key;

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::fields::Fields;
 use crate::{Amount, Currency, Money};
 
 /// Longest description accepted, in characters.
@@ -39,52 +39,60 @@ pub struct RequestError {
 }
 
 impl RequestError {
-    fn field(field: &'static str, detail: impl Into<String>) -> Self {
+    /// A refusal of one field.
+    pub fn field(field: &'static str, detail: impl Into<String>) -> Self {
         Self {
             field: Some(field),
             detail: detail.into(),
         }
     }
+
+    /// A refusal of the body as a whole.
+    pub fn whole(detail: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            detail: detail.into(),
+        }
+    }
 }
 
-/// The raw shape, before the rules are checked.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPaymentRequest {
-    amount: i64,
-    currency: String,
-    payment_method: String,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    metadata: Option<BTreeMap<String, String>>,
-}
+/// The members a payment body may hold.
+const PAYMENT_FIELDS: &[&str] = &[
+    "amount",
+    "currency",
+    "payment_method",
+    "description",
+    "metadata",
+];
 
 impl PaymentRequest {
     /// Parses and checks a JSON body that is already known to be JSON.
     pub fn parse(body: &Value) -> Result<Self, RequestError> {
-        let raw = RawPaymentRequest::deserialize(body).map_err(|error| RequestError {
-            field: None,
-            detail: format!("the payment body does not match the schema: {error}"),
-        })?;
-        let amount =
-            Amount::parse(raw.amount).map_err(|e| RequestError::field("amount", e.to_string()))?;
-        let currency = Currency::parse(&raw.currency)
+        let fields = Fields::of(body, "the payment body", PAYMENT_FIELDS)?;
+        let amount = Amount::parse(fields.integer("amount")?)
+            .map_err(|e| RequestError::field("amount", e.to_string()))?;
+        let currency = Currency::parse(fields.string("currency")?)
             .map_err(|e| RequestError::field("currency", e.to_string()))?;
-        check_text_fields(&raw)?;
-        check_payment_method(&raw.payment_method)?;
-        check_description(raw.description.as_deref())?;
-        let metadata = raw.metadata.unwrap_or_default();
+        let payment_method = fields.string("payment_method")?;
+        let description = fields.optional_string("description")?;
+        let metadata = fields.optional_string_map("metadata")?.unwrap_or_default();
+        check_text_fields(payment_method, description, &metadata)?;
+        check_payment_method(payment_method)?;
+        check_description(description)?;
         if metadata.len() > MAX_METADATA_KEYS {
             return Err(RequestError::field(
                 "metadata",
                 "metadata holds at most 50 keys",
             ));
         }
+        let metadata = metadata
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
         Ok(Self {
             money: Money { amount, currency },
-            payment_method: raw.payment_method,
-            description: raw.description,
+            payment_method: payment_method.to_owned(),
+            description: description.map(str::to_owned),
             metadata,
         })
     }
@@ -116,20 +124,20 @@ impl PaymentRequest {
     }
 }
 
-fn check_text_fields(raw: &RawPaymentRequest) -> Result<(), RequestError> {
+fn check_text_fields(
+    payment_method: &str,
+    description: Option<&str>,
+    metadata: &[(&str, &str)],
+) -> Result<(), RequestError> {
     let refuse = |field| RequestError::field(field, format!("{field} holds a control character"));
-    if has_control_characters(&raw.payment_method) {
+    if has_control_characters(payment_method) {
         return Err(refuse("payment_method"));
     }
-    if raw
-        .description
-        .as_deref()
-        .is_some_and(has_control_characters)
-    {
+    if description.is_some_and(has_control_characters) {
         return Err(refuse("description"));
     }
-    let metadata = raw.metadata.iter().flatten();
     if metadata
+        .iter()
         .flat_map(|(k, v)| [k, v])
         .any(|text| has_control_characters(text))
     {

@@ -11,11 +11,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hmac::{Hmac, Mac};
+use oncepay_domain::fields::Fields;
 use oncepay_domain::time_fmt::now_millis;
 use oncepay_domain::{PaymentStatus, RequestError};
 use oncepay_engine::{StatusUpdate, StatusUpdateAnswer};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+
 use sha2::Sha256;
 use utoipa::ToSchema;
 
@@ -35,8 +36,7 @@ const TOLERANCE_SECS: i64 = 300;
 const MAX_EVENT_ID_CHARS: usize = 255;
 
 /// The body of a status update.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, ToSchema)]
 pub struct StatusUpdateBody {
     /// The PSP's id of this event, 1 to 255 characters; repeats change nothing.
     #[schema(example = "evt_123")]
@@ -46,8 +46,8 @@ pub struct StatusUpdateBody {
 }
 
 /// A status a payment can settle in.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum FinalStatus {
     /// The PSP took the money.
     Succeeded,
@@ -113,21 +113,26 @@ impl From<FinalStatus> for PaymentStatus {
 /// Reads and checks the body: JSON, the schema, the event id's length.
 fn parse_update(body: &[u8]) -> Result<StatusUpdateBody, ApiError> {
     let value = parse_json(body)?;
-    let body = StatusUpdateBody::deserialize(&value).map_err(|error| RequestError {
-        field: None,
-        detail: format!("the status update does not match the schema: {error}"),
-    })?;
-    let length = body.event_id.chars().count();
-    let printable = !oncepay_domain::request::has_control_characters(&body.event_id);
+    let fields = Fields::of(&value, "the status update", &["event_id", "status"])?;
+    let event_id = fields.string("event_id")?;
+    let status = match fields.string("status")? {
+        "succeeded" => FinalStatus::Succeeded,
+        "failed" => FinalStatus::Failed,
+        _ => {
+            let detail = "status must be \"succeeded\" or \"failed\"";
+            return Err(RequestError::field("status", detail).into());
+        }
+    };
+    let length = event_id.chars().count();
+    let printable = !oncepay_domain::request::has_control_characters(event_id);
     if !(1..=MAX_EVENT_ID_CHARS).contains(&length) || !printable {
         let detail = "event_id must be 1 to 255 characters, without control characters".to_owned();
-        return Err(RequestError {
-            field: Some("event_id"),
-            detail,
-        }
-        .into());
+        return Err(RequestError::field("event_id", detail).into());
     }
-    Ok(body)
+    Ok(StatusUpdateBody {
+        event_id: event_id.to_owned(),
+        status,
+    })
 }
 
 /// Checks `Oncepay-Signature` against the raw body at `now_secs`.
