@@ -43,23 +43,11 @@ fn topology(url_list: &str) -> Result<Topology<'_>, CheckError> {
         .map(str::trim)
         .filter(|url| !url.is_empty())
         .collect();
-    if urls.iter().any(|url| is_tls(url)) {
-        return Err(CheckError(
-            "rediss:// (Redis over TLS) is not supported by this build of oncepay; \
-             use redis:// on a trusted network"
-                .to_owned(),
-        ));
-    }
     match urls.as_slice() {
         [] => Err(CheckError("the Redis URL is empty".to_owned())),
         [url] => Ok(Topology::Standalone(url)),
         _ => Ok(Topology::Cluster(urls)),
     }
-}
-
-fn is_tls(url: &str) -> bool {
-    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
-    scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
 }
 
 /// A connection to whichever Redis deployment was configured. Cloning is
@@ -83,6 +71,10 @@ impl Connection {
         call_timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, CheckError> {
+        // `rediss://` runs on rustls, with ring's cryptography named here
+        // rather than left to whichever rustls features other crates turn
+        // on. Installing fails only when a provider is already in place.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let opening = async {
             match topology(url_list)? {
                 Topology::Standalone(url) => open_standalone(url, call_timeout, connect_timeout)
@@ -118,6 +110,13 @@ async fn open_standalone(
     connect_timeout: Duration,
 ) -> Result<ConnectionManager, CheckError> {
     let client = redis::Client::open(url).map_err(|error| unusable_url(&error))?;
+    // One plain attempt first: the manager retries quietly until the
+    // timeout, which would hide why the server cannot be used (a refused
+    // connection, a certificate that is not trusted, a wrong password).
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|error| CheckError(format!("could not connect to Redis: {error}")))?;
     let config = ConnectionManagerConfig::new()
         .set_min_delay(RECONNECT_MIN_DELAY)
         .set_max_delay(RECONNECT_MAX_DELAY)
@@ -203,10 +202,15 @@ mod tests {
     }
 
     #[test]
-    fn tls_urls_are_refused_with_a_clear_reason() {
-        let error = topology("rediss://cache.example:6380").expect_err("TLS is not built in");
+    fn tls_urls_are_read_like_any_other() {
+        let one = topology("rediss://cache.example:6380").expect("a TLS URL");
+        let many = topology("rediss://h1:7000,rediss://h2:7001").expect("TLS URLs");
 
-        assert!(error.0.contains("TLS"));
+        assert_eq!(one, Topology::Standalone("rediss://cache.example:6380"));
+        assert_eq!(
+            many,
+            Topology::Cluster(vec!["rediss://h1:7000", "rediss://h2:7001"])
+        );
     }
 
     #[test]

@@ -98,9 +98,9 @@ impl RedisCheck {
     ///
     /// # Errors
     ///
-    /// When the URL list is empty or unusable, names `rediss://` (TLS is not
-    /// built in), the prefix contains a brace, or Redis does not answer
-    /// within `options.connect_timeout`.
+    /// When the URL list is empty or unusable, the prefix contains a brace,
+    /// or Redis does not answer within `options.connect_timeout` (over TLS:
+    /// also when its certificate is not trusted).
     pub async fn connect_with(
         url_list: &str,
         prefix: &str,

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 pub struct LocalRedis {
     port: u16,
     cluster_port: Option<u16>,
+    /// The port that speaks TLS, besides the plain one.
+    tls_port: Option<u16>,
     dir: TempDir,
     process: Option<Child>,
 }
@@ -42,15 +45,52 @@ impl LocalRedis {
         Self::start_on(port, None)
     }
 
+    /// Starts a standalone server that also speaks TLS on a second port,
+    /// with a certificate for 127.0.0.1 signed by a certificate authority
+    /// made for it alone (see [`LocalRedis::ca_file`]). Clients need not
+    /// present a certificate of their own.
+    ///
+    /// # Errors
+    ///
+    /// As [`LocalRedis::start`], and when `openssl` is not installed or
+    /// `redis-server` was built without TLS.
+    pub fn start_tls() -> io::Result<Self> {
+        let [port, tls_port] = free_ports()?;
+        let mut server = Self {
+            port,
+            cluster_port: None,
+            tls_port: Some(tls_port),
+            dir: tempfile::tempdir()?,
+            process: None,
+        };
+        make_certificates(server.dir.path())?;
+        server.start_again()?;
+        Ok(server)
+    }
+
     fn start_on(port: u16, cluster_port: Option<u16>) -> io::Result<Self> {
         let mut server = Self {
             port,
             cluster_port,
+            tls_port: None,
             dir: tempfile::tempdir()?,
             process: None,
         };
         server.start_again()?;
         Ok(server)
+    }
+
+    /// The `rediss://` URL of the TLS port, for a server from
+    /// [`LocalRedis::start_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port
+            .map(|port| format!("rediss://127.0.0.1:{port}"))
+    }
+
+    /// The certificate authority that signed a TLS server's certificate,
+    /// as a PEM file: what a client must trust to connect.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// The URL to connect to.
@@ -90,6 +130,18 @@ impl LocalRedis {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path());
+        if let Some(tls_port) = self.tls_port {
+            let file = |name: &str| self.dir.path().join(name);
+            command
+                .args(["--tls-port", &tls_port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(file("server.crt"))
+                .arg("--tls-key-file")
+                .arg(file("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(file("ca.crt"))
+                .args(["--tls-auth-clients", "no"]);
+        }
         if let Some(cluster_port) = self.cluster_port {
             command
                 .args([
@@ -270,6 +322,66 @@ impl LocalRedisCluster {
         }
         Err(io::Error::other("the Redis Cluster did not settle in time"))
     }
+}
+
+/// Writes into `dir` a certificate authority (`ca.crt`) and a certificate
+/// for 127.0.0.1 signed by it (`server.crt`, `server.key`), valid for a day.
+fn make_certificates(dir: &Path) -> io::Result<()> {
+    std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n")?;
+    let key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &["req", "-x509", "-days", "1", "-subj", "/CN=oncepay test CA"],
+        &key,
+        &["-keyout", "ca.key", "-out", "ca.crt"],
+    )?;
+    openssl(
+        dir,
+        &["req", "-subj", "/CN=127.0.0.1"],
+        &key,
+        &["-keyout", "server.key", "-out", "server.csr"],
+    )?;
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "1",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+        ],
+        &["-CAcreateserial", "-extfile", "san.ext"],
+        &["-out", "server.crt"],
+    )
+}
+
+fn openssl(dir: &Path, command: &[&str], options: &[&str], output: &[&str]) -> io::Result<()> {
+    let ran = Command::new("openssl")
+        .current_dir(dir)
+        .args(command)
+        .args(options)
+        .args(output)
+        .stdin(Stdio::null())
+        .output()?;
+    if ran.status.success() {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "openssl {} failed: {}",
+        command.join(" "),
+        String::from_utf8_lossy(&ran.stderr)
+    )))
 }
 
 /// `N` ports that were free a moment ago. All are held at once while they

@@ -21,6 +21,7 @@ mod operations;
 mod outages;
 mod output;
 mod redis_failures;
+mod redis_tls;
 mod retries;
 mod scale_out;
 mod services;

@@ -176,6 +176,14 @@ pub fn local_redis() -> Option<oncepay_check_redis::test_support::LocalRedis> {
     )
 }
 
+/// A throwaway `redis-server` of this test's own that also speaks TLS.
+pub fn local_redis_tls() -> Option<oncepay_check_redis::test_support::LocalRedis> {
+    required_or_skipped(
+        "a local redis-server with TLS (and openssl)",
+        oncepay_check_redis::test_support::LocalRedis::start_tls(),
+    )
+}
+
 /// A throwaway Redis Cluster of `masters` nodes.
 pub fn local_redis_cluster(
     masters: usize,
