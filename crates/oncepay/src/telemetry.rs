@@ -8,7 +8,10 @@
 //! own, in batches: one `write` per line on the request path, each taking
 //! the lock on stdout, cost a quarter of the throughput at the default
 //! level (docs/benchmarks.md). The queue never drops a line: when it is
-//! full, whoever logs waits.
+//! full, whoever logs waits, as with a slow stdout before. It is short so
+//! that a stdout that stops reading costs little memory (128k lines held
+//! 65 MiB), and so that on exit, when the writer gets a second to finish,
+//! what is left fits in that second even for a slow reader.
 
 use std::io::{BufWriter, IsTerminal};
 
@@ -17,6 +20,9 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+
+/// Most lines waiting for the log writer, some 400 KiB.
+const QUEUED_LINES: usize = 1024;
 
 /// Installs the global subscriber; call once, before anything logs. Keep
 /// the guard until the process ends: dropping it writes out the lines still
@@ -31,6 +37,7 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         .with_default_directive(LevelFilter::INFO.into())
         .parse_lossy(directives);
     let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES)
         .lossy(false)
         .thread_name("log-writer")
         .finish(BufWriter::new(std::io::stdout()));
