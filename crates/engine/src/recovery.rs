@@ -28,7 +28,8 @@ pub async fn run(engine: Arc<Engine>, interval: Duration, mut shutdown: watch::R
         if *shutdown.borrow() {
             break;
         }
-        if let Err(failure) = engine.recover_once().await {
+        let stopping = || *shutdown.borrow();
+        if let Err(failure) = engine.recover_until(&stopping).await {
             error!(error = %failure, "recovery round failed");
         }
         if let Err(failure) = engine.reap_once().await {
@@ -42,11 +43,27 @@ pub async fn run(engine: Arc<Engine>, interval: Duration, mut shutdown: watch::R
 impl Engine {
     /// One recovery round; returns how many keys were resumed.
     pub async fn recover_once(&self) -> Result<usize, StoreError> {
+        self.recover_until(&|| false).await
+    }
+
+    /// One recovery round that ends early, between two keys, once
+    /// `stopping` says so: each key may wait for the PSP, and a graceful stop
+    /// must not wait for a whole round of them (100 slow re-drives held one
+    /// for a minute and a half). A key not reached keeps its state and is
+    /// resumed after the restart.
+    async fn recover_until(
+        &self,
+        stopping: &(dyn Fn() -> bool + Sync),
+    ) -> Result<usize, StoreError> {
         let now = now_millis();
         let checked_before = now.saturating_sub(millis(self.config.redrive_after));
         let stalled = self.store.stalled(now, checked_before, BATCH).await?;
         let mut resumed = 0;
         for (merchant, key) in stalled {
+            if stopping() {
+                debug!(resumed, "recovery round cut short by shutdown");
+                break;
+            }
             if self.resume(merchant, key).await? {
                 resumed += 1;
             }

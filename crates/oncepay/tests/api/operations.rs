@@ -1,7 +1,7 @@
 //! Running oncepay: health, readiness, metrics, the OpenAPI document,
 //! startup checks on its configuration, and graceful shutdown.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::helpers::{Settings, TestApp, eventually, fetch, fresh_key, payment_body};
 
@@ -170,6 +170,41 @@ async fn every_request_is_in_the_log_after_a_graceful_stop() {
     };
     assert_eq!(logged("\"first\""), 1, "{logs}");
     assert_eq!(logged("\"replayed\""), 100, "{logs}");
+}
+
+/// Background recovery re-drives pending payments one after another, each
+/// waiting for the PSP; a stop ends the round after the one in hand instead
+/// of waiting for the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_does_not_wait_for_a_whole_round_of_re_drives() {
+    const PENDING: usize = 12;
+    let settings = Settings::new()
+        .env("ONCEPAY_PSP_LATENCY_MS", 1000)
+        .env("ONCEPAY_REDRIVE_AFTER_MS", 100)
+        .env("ONCEPAY_RECOVERY_INTERVAL_MS", 200);
+    let mut app = TestApp::spawn_with(settings).await;
+    let mut payments = tokio::task::JoinSet::new();
+    for _ in 0..PENDING {
+        payments.spawn(fetch(
+            app.payment_request(&fresh_key(), &payment_body("pm_card_pending")),
+        ));
+    }
+    for payment in payments.join_all().await {
+        payment.expect("oncepay answers").assert_status(202);
+    }
+    eventually("recovery is re-driving", Duration::from_secs(10), || {
+        let calls = app.metric("oncepay_psp_calls_total", "");
+        async move { (calls.await >= (PENDING + 2) as f64).then_some(()) }
+    })
+    .await;
+
+    let asked = Instant::now();
+    let exit = app.sigterm().await;
+    let took = asked.elapsed();
+
+    assert!(exit.success(), "graceful shutdown exits with 0, got {exit}");
+    // The rest of the round would take about ten more PSP calls of 1 s.
+    assert!(took < Duration::from_secs(6), "the stop took {took:?}");
 }
 
 #[tokio::test]
