@@ -16,7 +16,6 @@ use oncepay_domain::time_fmt::now_millis;
 use oncepay_domain::{PaymentStatus, RequestError};
 use oncepay_engine::{StatusUpdate, StatusUpdateAnswer};
 use secrecy::{ExposeSecret, SecretString};
-
 use sha2::Sha256;
 use utoipa::ToSchema;
 
