@@ -3,12 +3,21 @@
 //! A refusal names the member and says what it should hold, in the API's
 //! own words: no Rust type names, no schema internals.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::request::RequestError;
 
-/// How much of an unknown member's name a refusal quotes.
+/// How much of a member's name a refusal quotes.
 const QUOTED_NAME_CHARS: usize = 40;
+
+/// A member's name as a refusal quotes it: in quotes, escaped, and cut
+/// short, since the name is the client's text of any length.
+pub fn quoted_name(name: &str) -> String {
+    let start: String = name.chars().take(QUOTED_NAME_CHARS).collect();
+    format!("{start:?}")
+}
 
 /// A JSON object whose members are all among the ones it may hold.
 #[derive(Debug, Clone, Copy)]
@@ -28,9 +37,9 @@ impl<'a> Fields<'a> {
             return Err(RequestError::whole(format!("{what} must be a JSON object")));
         };
         if let Some(unknown) = members.keys().find(|name| !known.contains(&name.as_str())) {
-            let quoted: String = unknown.chars().take(QUOTED_NAME_CHARS).collect();
             return Err(RequestError::whole(format!(
-                "{what} has no field {quoted:?}; its fields are {}",
+                "{what} has no field {}; its fields are {}",
+                quoted_name(unknown),
                 known.join(", ")
             )));
         }
@@ -98,7 +107,7 @@ impl<'a> Fields<'a> {
     pub fn optional_string_map(
         &self,
         name: &'static str,
-    ) -> Result<Option<Vec<(&'a str, &'a str)>>, RequestError> {
+    ) -> Result<Option<BTreeMap<String, String>>, RequestError> {
         let Some(value) = self.optional(name) else {
             return Ok(None);
         };
@@ -109,7 +118,7 @@ impl<'a> Fields<'a> {
         let members = value.as_object().ok_or_else(refuse)?;
         members
             .iter()
-            .map(|(key, value)| Ok((key.as_str(), value.as_str().ok_or_else(refuse)?)))
+            .map(|(key, value)| Ok((key.clone(), value.as_str().ok_or_else(refuse)?.to_owned())))
             .collect::<Result<_, _>>()
             .map(Some)
     }
@@ -142,7 +151,10 @@ mod tests {
         assert_eq!(fields.optional_string("s")?, Some("text"));
         assert_eq!(
             fields.optional_string_map("m")?,
-            Some(vec![("a", "1"), ("b", "2")])
+            Some(BTreeMap::from([
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned())
+            ]))
         );
         Ok(())
     }

@@ -85,10 +85,6 @@ impl PaymentRequest {
                 "metadata holds at most 50 keys",
             ));
         }
-        let metadata = metadata
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value.to_owned()))
-            .collect();
         Ok(Self {
             money: Money { amount, currency },
             payment_method: payment_method.to_owned(),
@@ -127,7 +123,7 @@ impl PaymentRequest {
 fn check_text_fields(
     payment_method: &str,
     description: Option<&str>,
-    metadata: &[(&str, &str)],
+    metadata: &BTreeMap<String, String>,
 ) -> Result<(), RequestError> {
     let refuse = |field| RequestError::field(field, format!("{field} holds a control character"));
     if has_control_characters(payment_method) {

@@ -22,11 +22,12 @@ const SHARDS: usize = 32;
 /// Most answers kept per shard: 8 192 in all, some 10 MiB (measured: about
 /// 1.2 KiB an answer, with its payment, key and kept body, after a run of
 /// fresh payments; an exact replay adds the rendered payment, about 0.4 KiB
-/// for a typical one, at most the kept body's 1 KiB and the fixed fields). A new answer that finds its shard full pushes an older
-/// one out (the store still answers it), so memory stays bounded under any
-/// key churn. Retries come soon after their request: at a thousand payments
-/// a second this holds the last eight seconds of answers, at twenty thousand
-/// the last 0.4 s; older retries are answered by the store.
+/// for a typical one, at most the kept body's 1 KiB and the fixed fields).
+/// A new answer that finds its shard full pushes an older one out (the
+/// store still answers it), so memory stays bounded under any key churn.
+/// Retries come soon after their request: at a thousand payments a second
+/// this holds the last eight seconds of answers, at twenty thousand the last
+/// 0.4 s; older retries are answered by the store.
 const MAX_ENTRIES_PER_SHARD: usize = 256;
 
 /// Largest payment cached, by the bytes of its free-form fields. Bigger ones
@@ -49,11 +50,22 @@ fn free_form_bytes(payment: &Payment) -> usize {
     metadata + description + payment.payment_method.len()
 }
 
+/// The raw body of the request that produced an answer, and how exact
+/// replays of it show the answer once one has.
+#[derive(Debug)]
+struct KeptBody {
+    bytes: Bytes,
+    rendering: Arc<Rendering>,
+}
+
 /// A copy of `body` to keep, when it is small enough. A copy, not a clone:
 /// the body may be a slice of the connection's whole read buffer, which a
 /// clone would keep alive for as long as the answer.
-fn kept_body(body: &Bytes) -> Option<Bytes> {
-    (body.len() <= MAX_KEPT_BODY_BYTES).then(|| Bytes::copy_from_slice(body))
+fn kept_body(body: &Bytes) -> Option<KeptBody> {
+    (body.len() <= MAX_KEPT_BODY_BYTES).then(|| KeptBody {
+        bytes: Bytes::copy_from_slice(body),
+        rendering: Arc::default(),
+    })
 }
 
 #[derive(Debug)]
@@ -67,10 +79,9 @@ enum Entry {
 struct Answer {
     fingerprint: RequestFingerprint,
     payment: Arc<Payment>,
-    /// `None` when the body was too large to keep, or never given.
-    body: Option<Bytes>,
-    /// The answer as exact replays show it, once one has.
-    rendering: Arc<Rendering>,
+    /// `None` when the body was too large to keep, or never given: then
+    /// no retry is replayed unread.
+    body: Option<KeptBody>,
 }
 
 #[derive(Debug)]
@@ -194,7 +205,6 @@ impl FastCheck for InProcessCheck {
             fingerprint,
             payment,
             body: None,
-            rendering: Arc::default(),
         };
         self.record(scope, answer, ttl_millis);
         Ok(())
@@ -214,7 +224,6 @@ impl FastCheck for InProcessCheck {
             fingerprint,
             payment,
             body,
-            rendering: Arc::default(),
         };
         self.record(scope, answer, ttl_millis);
         Ok(())
@@ -227,12 +236,14 @@ impl FastCheck for InProcessCheck {
         // Plain byte equality, never a hash of the body: a collision would
         // replay a payment to a request that should have been refused (422).
         Ok(match slot.map(|slot| &slot.entry) {
-            Some(Entry::Answered(answer)) if answer.body.as_deref() == Some(body) => {
-                ExactReplay::Answered(KeptAnswer {
-                    payment: Arc::clone(&answer.payment),
-                    rendering: Arc::clone(&answer.rendering),
-                })
-            }
+            Some(Entry::Answered(Answer {
+                payment,
+                body: Some(kept),
+                ..
+            })) if kept.bytes == body => ExactReplay::Answered(KeptAnswer {
+                payment: Arc::clone(payment),
+                rendering: Arc::clone(&kept.rendering),
+            }),
             _ => ExactReplay::NotKnown,
         })
     }
@@ -388,7 +399,11 @@ mod tests {
         else {
             panic!("the body is kept");
         };
-        assert_ne!(kept.as_ptr(), body.as_ptr(), "the buffer is not kept alive");
+        assert_ne!(
+            kept.bytes.as_ptr(),
+            body.as_ptr(),
+            "the buffer is not kept alive"
+        );
         Ok(())
     }
 }

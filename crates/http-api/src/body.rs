@@ -12,13 +12,11 @@ use std::fmt;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use oncepay_domain::fields::quoted_name;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::error::ApiError;
-
-/// How much of a repeated member's name a refusal quotes.
-const QUOTED_NAME_CHARS: usize = 40;
 
 /// The whole body, as sent.
 #[derive(Debug, Clone)]
@@ -110,9 +108,9 @@ impl<'de> Visitor<'de> for UniqueMembersVisitor {
         let mut object = Map::new();
         while let Some(name) = members.next_key::<String>()? {
             if object.contains_key(&name) {
-                let quoted: String = name.chars().take(QUOTED_NAME_CHARS).collect();
                 return Err(de::Error::custom(format_args!(
-                    "an object names the member {quoted:?} twice"
+                    "an object names the member {} twice",
+                    quoted_name(&name)
                 )));
             }
             let UniqueMembers(value) = members.next_value()?;
