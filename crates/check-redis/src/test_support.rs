@@ -292,20 +292,13 @@ impl LocalRedisCluster {
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port))
             .collect();
-        let output = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()?;
-        if output.status.success() {
-            return Ok(());
-        }
-        Err(io::Error::other(format!(
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&output.stdout)
-        )))
+        let mut create = Command::new("redis-cli");
+        create.args(["--cluster", "create"]).args(&addresses).args([
+            "--cluster-replicas",
+            "0",
+            "--cluster-yes",
+        ]);
+        succeeded(&mut create, "redis-cli --cluster create")
     }
 
     fn wait_until_ok(&self) -> io::Result<()> {
@@ -328,59 +321,32 @@ impl LocalRedisCluster {
 /// for 127.0.0.1 signed by it (`server.crt`, `server.key`), valid for a day.
 fn make_certificates(dir: &Path) -> io::Result<()> {
     std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n")?;
-    let key = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
+    let steps = [
+        "req -x509 -days 1 -subj /CN=oncepay-test-ca -newkey ec \
+         -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt",
+        "req -subj /CN=127.0.0.1 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+         -keyout server.key -out server.csr",
+        "x509 -req -days 1 -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+         -extfile san.ext -out server.crt",
     ];
-    openssl(
-        dir,
-        &["req", "-x509", "-days", "1", "-subj", "/CN=oncepay test CA"],
-        &key,
-        &["-keyout", "ca.key", "-out", "ca.crt"],
-    )?;
-    openssl(
-        dir,
-        &["req", "-subj", "/CN=127.0.0.1"],
-        &key,
-        &["-keyout", "server.key", "-out", "server.csr"],
-    )?;
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "1",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-        ],
-        &["-CAcreateserial", "-extfile", "san.ext"],
-        &["-out", "server.crt"],
-    )
+    for step in steps {
+        let mut openssl = Command::new("openssl");
+        openssl.current_dir(dir).args(step.split_whitespace());
+        succeeded(&mut openssl, "openssl")?;
+    }
+    Ok(())
 }
 
-fn openssl(dir: &Path, command: &[&str], options: &[&str], output: &[&str]) -> io::Result<()> {
-    let ran = Command::new("openssl")
-        .current_dir(dir)
-        .args(command)
-        .args(options)
-        .args(output)
-        .stdin(Stdio::null())
-        .output()?;
-    if ran.status.success() {
+/// Runs `command` to its end; its output becomes the error when it fails.
+fn succeeded(command: &mut Command, what: &str) -> io::Result<()> {
+    let output = command.stdin(Stdio::null()).output()?;
+    if output.status.success() {
         return Ok(());
     }
     Err(io::Error::other(format!(
-        "openssl {} failed: {}",
-        command.join(" "),
-        String::from_utf8_lossy(&ran.stderr)
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     )))
 }
 

@@ -4,17 +4,22 @@
 //! for it; oncepay trusts it through `SSL_CERT_FILE`, as it would trust a
 //! private authority in production.
 
+use oncepay_check_redis::test_support::LocalRedis;
+
 use crate::helpers::{Settings, TestApp, fresh_key, payment_body};
 use crate::services::local_redis_tls;
+
+/// oncepay with `redis`'s TLS port as its primary check.
+fn over_tls(redis: &LocalRedis) -> Settings {
+    Settings::new().env("ONCEPAY_REDIS_URL", redis.tls_url().expect("a TLS port"))
+}
 
 #[tokio::test]
 async fn payments_are_guarded_and_replayed_through_redis_over_tls() {
     let Some(redis) = local_redis_tls() else {
         return;
     };
-    let settings = Settings::new()
-        .env("ONCEPAY_REDIS_URL", redis.tls_url().expect("a TLS port"))
-        .env("SSL_CERT_FILE", redis.ca_file().display());
+    let settings = over_tls(&redis).env("SSL_CERT_FILE", redis.ca_file().display());
     let app = TestApp::spawn_with(settings).await;
     let key = fresh_key();
 
@@ -42,9 +47,7 @@ async fn a_redis_whose_certificate_is_not_trusted_stops_startup() {
     let Some(redis) = local_redis_tls() else {
         return;
     };
-    let settings = Settings::new()
-        .env("ONCEPAY_REDIS_URL", redis.tls_url().expect("a TLS port"))
-        .without("SSL_CERT_FILE");
+    let settings = over_tls(&redis).without("SSL_CERT_FILE");
 
     let exit = TestApp::run_until_exit(settings).await;
 
